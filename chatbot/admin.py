@@ -1,0 +1,108 @@
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from .models import (
+    AccountEvent,
+    ApiToken,
+    Contact,
+    Department,
+    Message,
+    PendingStatus,
+    PhoneNumber,
+    Session,
+    Template,
+    WebhookEvent,
+)
+
+
+@admin.register(PhoneNumber)
+class PhoneNumberAdmin(admin.ModelAdmin):
+    list_display = ["phone_number_id", "display_phone_number", "verified_name", "quality_rating", "messaging_limit"]
+    search_fields = ["phone_number_id", "display_phone_number", "verified_name"]
+    list_filter = ["quality_rating"]
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ["name", "position", "is_active"]
+    list_editable = ["position", "is_active"]
+    search_fields = ["name"]
+    list_filter = ["is_active"]
+    filter_horizontal = ["operators"]
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "wa_id", "user_id", "last_inbound_at", "opted_out", "blocked"]
+    search_fields = ["wa_id", "user_id", "name", "username"]
+    list_filter = ["opted_out", "blocked"]
+    date_hierarchy = "last_seen_at"
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    list_display = ["id", "contact", "phone_number", "status", "department", "assigned_to", "last_message_at"]
+    search_fields = ["contact__wa_id", "contact__name"]
+    list_filter = ["status", "department", "phone_number"]
+    list_select_related = ["contact", "phone_number", "department", "assigned_to"]
+    raw_id_fields = ["contact"]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["id", "timestamp", "direction", "type", "contact", "status", "error_code", "wamid"]
+    search_fields = ["wamid", "contact__wa_id", "contact__name"]
+    list_filter = ["direction", "status", "type", "source", "phone_number"]
+    list_select_related = ["contact"]
+    raw_id_fields = ["contact", "session", "sent_by", "api_token"]
+    date_hierarchy = "timestamp"
+
+
+@admin.register(Template)
+class TemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "language", "category", "status", "synced_at"]
+    search_fields = ["name", "template_id"]
+    list_filter = ["status", "category", "language"]
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "received_at", "result", "attempts", "summary"]
+    list_filter = ["result"]
+    search_fields = ["body"]
+    date_hierarchy = "received_at"
+    readonly_fields = ["body", "received_at", "processed_at", "summary", "error", "attempts"]
+
+
+@admin.register(PendingStatus)
+class PendingStatusAdmin(admin.ModelAdmin):
+    list_display = ["wamid", "status", "timestamp", "received_at"]
+    search_fields = ["wamid"]
+    list_filter = ["status"]
+
+
+@admin.register(AccountEvent)
+class AccountEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "field", "event", "waba_id", "phone_number"]
+    search_fields = ["event", "waba_id"]
+    list_filter = ["field", "event"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    search_fields = ["name", "prefix"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    readonly_fields = ["prefix", "created_at", "last_used_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        # The plaintext is shown once, by `manage.py whatsapp_chatbot create-api-token NAME`.
+        return False
+
+    @admin.action(description=_("Revoke selected tokens"))
+    def revoke(self, request, queryset):
+        from django.utils import timezone
+
+        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())

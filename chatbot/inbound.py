@@ -1,0 +1,390 @@
+"""Webhook events stored durably, then applied to our data exactly once (design.md, "How data flows").
+
+`store(body)` is all the webhook request does: it commits the raw body with the task that will
+apply it, then Meta gets its 200. Applying in the request would tie Meta's latency to our work (a
+1000-update batch takes seconds; Meta wants p99 under 1 s) and caps the ack rate; Meta's advice
+is "verify, store, answer 200, then process in a queue" (cloud-api.md §3).
+
+`process(event_id)` runs in a worker: it applies the events in a savepoint, so a bug or an
+unexpected shape leaves the event stored as `failed` for `whatsapp_chatbot reprocess --failed`,
+never lost. Idempotency comes from constraints: a message is inserted once per `wamid` (a
+duplicate delivery, even one racing on another connection, hits the unique index and is
+skipped), and statuses are conditional UPDATEs that only move a message forward.
+"""
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from . import parser, tasks
+from .models import (
+    STATUS_RANK,
+    AccountEvent,
+    Contact,
+    Message,
+    PendingStatus,
+    PhoneNumber,
+    Template,
+    WebhookEvent,
+)
+
+logger = logging.getLogger(__name__)
+
+# Messages the customer did not write do not open the 24-hour window (cloud-api.md §11).
+NOT_FROM_CUSTOMER = {"system"}
+
+
+@dataclass
+class Batch:
+    """What applying one webhook body needs to remember across its events."""
+
+    numbers: dict = field(default_factory=dict)
+    counts: Counter = field(default_factory=Counter)
+    unsupported: list = field(default_factory=list)
+
+    def number(self, phone_number_id, display=""):
+        if phone_number_id not in self.numbers:
+            number, _ = PhoneNumber.objects.get_or_create(
+                phone_number_id=phone_number_id or "unknown", defaults={"display_phone_number": display}
+            )
+            self.numbers[phone_number_id] = number
+        return self.numbers[phone_number_id]
+
+
+@transaction.atomic
+def store(body):
+    """Commit one signed webhook body and the task that applies it; returns the event row."""
+    event = WebhookEvent.objects.create(body=body.decode("utf-8"))
+    tasks.apply_webhook_event.enqueue(event.pk)
+    return event
+
+
+def process(event_id):
+    """Apply a stored event unless it already was; returns the event row."""
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().get(pk=event_id)
+        if event.result == WebhookEvent.Result.PENDING:
+            apply(event)
+    return event
+
+
+def reprocess(event):
+    """Apply a stored event again (after a fix); duplicates inside it are skipped as usual."""
+    with transaction.atomic():
+        return apply(WebhookEvent.objects.select_for_update().get(pk=event.pk))
+
+
+def apply(event):
+    """Apply the events of `event.body` and save the outcome on `event` (inside a transaction)."""
+    started = time.perf_counter()
+    event.attempts += 1
+    batch = Batch()
+    try:
+        with transaction.atomic():
+            for item in parser.parse(json.loads(event.body)):
+                APPLY[type(item)](item, batch)
+    except Exception as exc:
+        # Everything this body changed is rolled back to the savepoint; the raw body stays.
+        logger.exception("webhook event %s failed to apply", event.pk)
+        event.result = WebhookEvent.Result.FAILED
+        event.error = f"{type(exc).__name__}: {exc}"[:2000]
+    else:
+        event.result = WebhookEvent.Result.PROCESSED
+        event.error = ""
+        event.processed_at = timezone.now()
+    event.summary = dict(batch.counts)
+    if batch.unsupported:
+        event.summary["unsupported_reasons"] = batch.unsupported[:20]
+    event.save(update_fields=["result", "error", "processed_at", "summary", "attempts"])
+    logger.info(
+        "webhook event %s %s %s in %.1f ms", event.pk, event.result,
+        " ".join(f"{kind}={count}" for kind, count in sorted(batch.counts.items())),
+        (time.perf_counter() - started) * 1000,
+    )
+    return event
+
+
+# --- Contacts --------------------------------------------------------------------------------
+
+
+def upsert_contact(*, wa_id, user_id, profile, moment, inbound):
+    """Find or create the contact Meta identifies by phone (`wa_id`) and/or BSUID (`user_id`)."""
+    name = profile.name if profile else ""
+    username = profile.username if profile else ""
+    wa_id = wa_id or (profile.wa_id if profile else "")
+    user_id = user_id or (profile.user_id if profile else "")
+    new = {
+        "wa_id": wa_id, "user_id": user_id, "name": name, "username": username, "first_seen_at": moment,
+        "last_seen_at": moment, "last_inbound_at": moment if inbound else None,
+    }
+    if not wa_id and not user_id:
+        # Meta always names the user one way or the other; if not, keep the message on its own contact.
+        return Contact.objects.create(**new)
+    lookup = Q(wa_id=wa_id) if wa_id else Q(user_id=user_id)
+    if wa_id and user_id:
+        lookup |= Q(user_id=user_id)
+    contact = Contact.objects.filter(lookup).order_by("-wa_id").first()
+    if contact is None:
+        try:
+            with transaction.atomic():
+                return Contact.objects.create(**new)
+        except IntegrityError:
+            # Another delivery created it a moment ago on another connection.
+            contact = Contact.objects.filter(lookup).order_by("-wa_id").first()
+    changes = {
+        attribute: value
+        for attribute, value in (("name", name), ("username", username), ("wa_id", wa_id), ("user_id", user_id))
+        if value and getattr(contact, attribute) != value and not contact.anonymized_at
+    }
+    # Greatest() keeps these times monotonic when deliveries arrive out of order or race.
+    if contact.last_seen_at < moment:
+        changes["last_seen_at"] = Greatest(F("last_seen_at"), Value(moment))
+    if inbound and (contact.last_inbound_at is None or contact.last_inbound_at < moment):
+        changes["last_inbound_at"] = Greatest(Coalesce(F("last_inbound_at"), Value(moment)), Value(moment))
+    if "wa_id" in changes or "user_id" in changes:
+        try:
+            with transaction.atomic():
+                Contact.objects.filter(pk=contact.pk).update(**changes)
+            return contact
+        except IntegrityError:
+            # The ID belongs to another contact row (e.g. a BSUID first seen alone); keep both rows.
+            changes.pop("wa_id", None)
+            changes.pop("user_id", None)
+    if changes:
+        Contact.objects.filter(pk=contact.pk).update(**changes)
+    return contact
+
+
+# --- Messages --------------------------------------------------------------------------------
+
+
+def media_fields(media):
+    if media is None:
+        return {}
+    return {
+        "media_id": media.id,
+        "media_mime_type": media.mime_type,
+        "media_sha256": media.sha256,
+        "media_filename": media.filename,
+        "media_status": Message.MediaStatus.PENDING if media.id or media.url else Message.MediaStatus.FAILED,
+    }
+
+
+def insert_message(fields):
+    """Insert a message unless its wamid is known; returns the new row or None for a duplicate."""
+    try:
+        with transaction.atomic():
+            return Message.objects.create(**fields)
+    except IntegrityError:
+        return None
+
+
+def apply_inbound(item, batch):
+    moment = item.timestamp or timezone.now()
+    number = batch.number(item.phone_number_id, item.display_phone_number)
+    contact = upsert_contact(
+        wa_id=item.from_wa_id, user_id=item.from_user_id, profile=item.profile, moment=moment,
+        inbound=item.type not in NOT_FROM_CUSTOMER,
+    )
+    message = insert_message({
+        "phone_number": number, "contact": contact, "direction": Message.Direction.IN,
+        "source": Message.Source.CUSTOMER, "type": item.type, "text": item.text, "payload": item.payload,
+        "context": item.context, "referral": item.referral, "wamid": item.wamid or None,
+        "reply_to": item.reply_to, "target_wamid": item.target_wamid, "status": Message.Status.RECEIVED,
+        "timestamp": moment, **media_fields(item.media),
+        **error_fields(item.errors),
+    })
+    if message is None:
+        batch.counts["duplicates"] += 1
+        if item.type == "reaction":
+            update_reaction(item, moment)
+        return
+    batch.counts["messages"] += 1
+    follow_up_target(item, moment)
+    if item.type == "system" and item.payload.get("type") == "user_changed_number":
+        change_number(contact, item.payload.get("wa_id") or item.payload.get("new_wa_id", ""))
+    # The conversation layer (bot, operators, media download) runs in a worker, after commit.
+    tasks.handle_inbound_message.enqueue(message.pk)
+
+
+def update_reaction(item, moment):
+    """Meta may reuse a reaction's wamid for a later change or removal: keep the newest."""
+    Message.objects.filter(wamid=item.wamid, type="reaction", timestamp__lt=moment).update(
+        text=item.text, payload=item.payload, timestamp=moment
+    )
+
+
+def follow_up_target(item, moment):
+    if item.type == "edit":
+        Message.objects.filter(wamid=item.target_wamid).update(text=item.text, edited_at=moment)
+    elif item.type == "revoke":
+        Message.objects.filter(wamid=item.target_wamid).update(revoked_at=moment)
+
+
+def change_number(contact, new_wa_id):
+    if new_wa_id and not Contact.objects.filter(wa_id=new_wa_id).exists():
+        Contact.objects.filter(pk=contact.pk).update(wa_id=new_wa_id)
+
+
+def apply_echo(item, batch):
+    """A message the business sent from the WhatsApp Business app (coexistence numbers)."""
+    moment = item.timestamp or timezone.now()
+    number = batch.number(item.phone_number_id, item.display_phone_number)
+    contact = upsert_contact(wa_id=item.to_wa_id, user_id=item.to_user_id, profile=None, moment=moment, inbound=False)
+    message = insert_message({
+        "phone_number": number, "contact": contact, "direction": Message.Direction.OUT,
+        "source": Message.Source.PHONE_APP, "type": item.type, "text": item.text, "payload": item.payload,
+        "wamid": item.wamid or None, "status": Message.Status.SENT, "timestamp": moment, "sent_at": moment,
+        **media_fields(item.media),
+    })
+    if message is None:
+        batch.counts["duplicates"] += 1
+        return
+    batch.counts["echoes"] += 1
+    apply_pending_statuses(message.wamid)
+
+
+# --- Statuses --------------------------------------------------------------------------------
+
+
+def error_fields(errors):
+    if not isinstance(errors, list | tuple) or not errors or not isinstance(errors[0], dict):
+        return {}
+    first = errors[0]
+    details = first.get("error_data", {}).get("details", "") if isinstance(first.get("error_data"), dict) else ""
+    code = first.get("code")
+    return {
+        "error_code": code if isinstance(code, int) else None,
+        "error_title": str(first.get("title") or first.get("message") or "")[:255],
+        "error_details": str(details or first.get("message") or ""),
+    }
+
+
+def apply_status(item, batch):
+    if item.status not in STATUS_RANK or item.status in {"queued", "sending"}:
+        batch.counts["unsupported"] += 1
+        batch.unsupported.append(f"unknown status {item.status!r}")
+        return
+    moment = item.timestamp or timezone.now()
+    if not Message.objects.filter(wamid=item.wamid).exists():
+        keep_pending_status(item, moment)
+        batch.counts["pending_statuses"] += 1
+        return
+    move_status(item.wamid, item.status, moment, item.errors, item.pricing)
+    batch.counts["statuses"] += 1
+
+
+def keep_pending_status(item, moment):
+    """Keep a status whose message we do not know yet, and look again shortly.
+
+    The sender records a wamid right after Meta accepts the message, and Meta's status webhook
+    can beat that commit; neither transaction sees the other's row, so a delayed task (not only
+    this transaction) applies the status once the message is there.
+    """
+    try:
+        with transaction.atomic():
+            PendingStatus.objects.create(wamid=item.wamid, status=item.status, timestamp=moment, payload=item.raw)
+    except IntegrityError:
+        return
+    tasks.schedule_pending_statuses(item.wamid)
+
+
+def move_status(wamid, status, moment, errors=(), pricing=None):
+    """Record `status` at `moment` for the message `wamid`, moving its status forward only."""
+    messages = Message.objects.filter(wamid=wamid)
+    # Each status keeps its first timestamp; a duplicate delivery changes nothing.
+    messages.update(**{f"{status}_at": Coalesce(F(f"{status}_at"), moment)})
+    lower = [name for name, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
+    messages.filter(status__in=lower).update(status=status)
+    if status == "failed" and errors:
+        messages.update(**error_fields(errors))
+    if isinstance(pricing, dict) and pricing:
+        messages.filter(pricing_category="").update(
+            pricing_category=str(pricing.get("category", ""))[:32], pricing_type=str(pricing.get("type", ""))[:32]
+        )
+
+
+def apply_pending_statuses(wamid):
+    """Apply the statuses that arrived before the message `wamid` was known."""
+    pending = list(PendingStatus.objects.filter(wamid=wamid))
+    for status in pending:
+        payload = status.payload if isinstance(status.payload, dict) else {}
+        move_status(wamid, status.status, status.timestamp, payload.get("errors") or (), payload.get("pricing"))
+    PendingStatus.objects.filter(pk__in=[status.pk for status in pending]).delete()
+    return len(pending)
+
+
+# --- Account, templates, errors ---------------------------------------------------------------
+
+
+def apply_template_status(item, batch):
+    template = Template.objects.filter(template_id=item.template_id).first() if item.template_id else None
+    if template is None:
+        template, _ = Template.objects.get_or_create(
+            name=item.name, language=item.language, defaults={"template_id": item.template_id, "waba_id": item.waba_id}
+        )
+    template.status = item.event
+    template.reason = "" if item.reason in ("", "NONE") else item.reason
+    if item.category:
+        template.category = item.category
+    template.template_id = template.template_id or item.template_id
+    template.save()
+    batch.counts["templates"] += 1
+
+
+def apply_template_category(item, batch):
+    record_account_event("template_category_update", "", item.waba_id, item.raw, batch)
+    # Only a change already made (previous_category present) is the template's new truth.
+    if item.previous_category and item.new_category:
+        Template.objects.filter(Q(template_id=item.template_id) | Q(name=item.name, language=item.language)).update(
+            category=item.new_category
+        )
+
+
+def apply_quality(item, batch):
+    number = PhoneNumber.objects.filter(display_phone_number=item.display_phone_number).first()
+    if number and item.limit:
+        number.messaging_limit = item.limit
+        number.save(update_fields=["messaging_limit"])
+    record_account_event("phone_number_quality_update", item.event, item.waba_id, item.raw, batch, number)
+
+
+def apply_account(item, batch):
+    record_account_event(item.field, item.event, item.waba_id, item.raw, batch)
+
+
+def apply_error(item, batch):
+    number = batch.number(item.phone_number_id) if item.phone_number_id else None
+    record_account_event("errors", str(item.code or ""), "", item.raw, batch, number)
+    logger.warning("Meta reported error %s: %s", item.code, item.title)
+
+
+def record_account_event(field_name, event, waba_id, payload, batch, number=None):
+    AccountEvent.objects.create(field=field_name, event=event, waba_id=waba_id, payload=payload, phone_number=number)
+    batch.counts["account"] += 1
+
+
+def apply_unsupported(item, batch):
+    # Kept raw in the stored event and counted, so operators see it; never a 500 (Meta would retry).
+    batch.counts["unsupported"] += 1
+    batch.unsupported.append(item.reason)
+
+
+APPLY = {
+    parser.InboundMessage: apply_inbound,
+    parser.EchoMessage: apply_echo,
+    parser.StatusUpdate: apply_status,
+    parser.TemplateStatusUpdate: apply_template_status,
+    parser.TemplateCategoryUpdate: apply_template_category,
+    parser.QualityUpdate: apply_quality,
+    parser.AccountUpdate: apply_account,
+    parser.WebhookError: apply_error,
+    parser.Unsupported: apply_unsupported,
+}

@@ -1,0 +1,52 @@
+"""Prepare a fresh installation: the default business number, the default departments, the
+operators group and, when nobody can log in yet, an administrator account whose login is printed."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils.crypto import get_random_string
+from django.utils.translation import gettext as _
+
+from chatbot.models import Department, PhoneNumber
+
+OPERATORS_GROUP = "Operadores"
+DEFAULT_DEPARTMENTS = ["Vendas", "Suporte", "Financeiro"]
+
+
+class Command(BaseCommand):
+    help = _("Seed the default configuration and create the first administrator if there is none.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--url", default="http://127.0.0.1:8000/", help=_("Where the server will answer."))
+        parser.add_argument("--username", default="admin", help=_("Login of the first administrator."))
+
+    @transaction.atomic
+    def handle(self, *args, url, username, **options):
+        number = PhoneNumber.objects.default()
+        Group.objects.get_or_create(name=OPERATORS_GROUP)
+        if not Department.objects.exists():
+            for position, name in enumerate(DEFAULT_DEPARTMENTS):
+                Department.objects.create(name=name, position=position)
+
+        url = url.rstrip("/")
+        self.stdout.write(_("Business number: %(number)s") % {"number": number})
+        self.stdout.write(_("Open %(url)s/admin/ (health: %(url)s/chatbot/health/)") % {"url": url})
+
+        User = get_user_model()
+        if User.objects.filter(is_active=True).exists():
+            self.stdout.write(
+                _("Log in with your existing account (new password: python manage.py changepassword LOGIN).")
+            )
+            return
+        password = get_random_string(16)
+        User.objects.create_superuser(username=username, email="", password=password)
+        self.stdout.write(
+            self.style.SUCCESS(
+                _("Login: %(user)s  Password: %(password)s")
+                % {
+                    "user": username,
+                    "password": password,
+                }
+            )
+        )

@@ -1,0 +1,30 @@
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings, tmp_path):
+    # Hashed static names need `collectstatic`; tests render templates without it.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def run_tasks(db):
+    """Run every ready background task in this process, as `db_worker` would, until none is left."""
+    from unittest import mock
+
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    def run():
+        # The worker closes "old" connections between tasks; inside a test's transaction that
+        # would close the test's own connection.
+        with mock.patch("django_tasks_db.management.commands.db_worker.close_old_connections"):
+            Worker(
+                queue_names=["*"], interval=0, batch=True, backend_name="default", startup_delay=False,
+                max_tasks=None, worker_id="test-worker", excluded_queue_names=[],
+            ).run()
+
+    return run

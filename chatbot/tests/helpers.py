@@ -1,0 +1,32 @@
+"""Shared test helpers: Meta-shaped payload files, signed for real like Meta signs them."""
+
+import json
+from pathlib import Path
+from unittest import mock
+
+from chatbot import inbound, parser
+from chatbot.webhook import sign
+
+PAYLOADS = Path(__file__).parent / "payloads"
+
+
+def payload_bytes(name):
+    return (PAYLOADS / f"{name}.json").read_bytes()
+
+
+def load_payload(name):
+    return json.loads(payload_bytes(name))
+
+
+def post_signed(client, body, secret=None):
+    """POST raw `body` bytes to the webhook with Meta's X-Hub-Signature-256 over exactly those bytes."""
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+    return client.post(
+        "/chatbot/webhook/", body, content_type="application/json", HTTP_X_HUB_SIGNATURE_256=sign(body, secret)
+    )
+
+
+def failing_apply(error):
+    """Make applying inbound messages raise `error`, as a bug or an unexpected shape would."""
+    return mock.patch.dict(inbound.APPLY, {parser.InboundMessage: mock.Mock(side_effect=error)})

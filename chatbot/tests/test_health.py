@@ -1,0 +1,86 @@
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from chatbot.models import WebhookEvent
+
+pytestmark = pytest.mark.django_db
+
+URL = "/chatbot/health/"
+
+
+def test_healthy_sandbox(client):
+    response = client.get(URL)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body) == {"status", "version", "time", "checks"}
+    assert set(body["checks"]) == {"database", "queue", "worker", "whatsapp", "webhook"}
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["database"]["latency_ms"] >= 0
+    assert body["checks"]["queue"] == {"ok": True, "pending": 0, "oldest_pending_s": 0}
+    assert body["checks"]["whatsapp"]["mode"] == "sandbox"
+    assert body["checks"]["whatsapp"]["missing"] == ["WHATSAPP_ACCESS_TOKEN"]
+    assert body["checks"]["webhook"] == {"last_received_at": None, "failed_last_24h": 0}
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+def test_without_app_secret_webhooks_cannot_arrive(client, settings):
+    settings.WHATSAPP_APP_SECRET = ""
+    body = client.get(URL).json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["whatsapp"]["ok"] is False
+    assert "WHATSAPP_APP_SECRET" in body["checks"]["whatsapp"]["missing"]
+
+
+def test_live_mode_shows_no_secret(client, settings):
+    settings.WHATSAPP_ACCESS_TOKEN = "EAAGsecretTOKEN123"
+    settings.WHATSAPP_APP_SECRET = "appsecret456"
+    response = client.get(URL)
+    body = response.json()
+    assert body["checks"]["whatsapp"] == {"ok": True, "mode": "live", "missing": [], "token": "unknown"}
+    assert b"EAAGsecretTOKEN123" not in response.content
+    assert b"appsecret456" not in response.content
+
+
+def test_a_stale_queue_degrades(client):
+    old = timezone.now() - timedelta(minutes=5)
+    task = DBTaskResult.objects.create(
+        args_kwargs={"args": [], "kwargs": {}},
+        task_path="chatbot.tasks.nothing",
+        backend_name="default",
+        run_after=old,
+    )
+    DBTaskResult.objects.filter(pk=task.pk).update(enqueued_at=old)
+    body = client.get(URL).json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["queue"]["pending"] == 1
+    assert body["checks"]["queue"]["oldest_pending_s"] >= 300
+    assert body["checks"]["worker"]["ok"] is False
+
+
+def test_webhook_figures(client):
+    WebhookEvent.objects.create(body="{}", result="processed")
+    WebhookEvent.objects.create(body="{}", result="failed")
+    WebhookEvent.objects.create(body="{}", result="failed", received_at=timezone.now() - timedelta(days=2))
+    body = client.get(URL).json()
+    assert body["checks"]["webhook"]["failed_last_24h"] == 1
+    assert body["checks"]["webhook"]["last_received_at"] is not None
+
+
+def test_database_down_answers_503(client):
+    with mock.patch("chatbot.health.connection.cursor", side_effect=OperationalError("connection refused")):
+        response = client.get(URL)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "down"
+    assert body["checks"]["database"] == {"ok": False, "latency_ms": None}
+
+
+def test_health_needs_no_login_and_only_answers_get(client):
+    assert client.get(URL).status_code == 200
+    assert client.post(URL).status_code == 405

@@ -1,0 +1,61 @@
+"""Meta delivers the same webhook to several connections at once; on PostgreSQL they really race."""
+
+import threading
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django_tasks_db.models import DBTaskResult
+
+from chatbot import inbound
+from chatbot.models import Contact, Message, WebhookEvent
+from chatbot.tests.helpers import payload_bytes, post_signed
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="real concurrent transactions need PostgreSQL"),
+]
+
+
+def concurrently(function, arguments):
+    """Call function(argument) for each argument at the same instant, each on its own connection."""
+    barrier = threading.Barrier(len(arguments))
+    results = []
+
+    def run(argument):
+        barrier.wait()
+        try:
+            results.append(function(argument))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(argument,)) for argument in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def deliver_concurrently(body, copies):
+    """Meta's copies arrive together on several web workers, then several workers apply them at once."""
+    statuses = concurrently(lambda _: post_signed(Client(), body).status_code, range(copies))
+    events = list(WebhookEvent.objects.values_list("pk", flat=True))
+    processed = concurrently(lambda pk: inbound.process(pk).result, events)
+    assert processed == ["processed"] * copies
+    return statuses
+
+
+def test_three_concurrent_deliveries_store_one_message_and_one_task():
+    assert deliver_concurrently(payload_bytes("text"), 3) == [200, 200, 200]
+    assert WebhookEvent.objects.count() == 3
+    assert Message.objects.count() == 1
+    assert Contact.objects.count() == 1
+    assert DBTaskResult.objects.filter(task_path="chatbot.tasks.handle_inbound_message").count() == 1
+
+
+def test_concurrent_batches_store_each_message_once():
+    assert deliver_concurrently(payload_bytes("batch"), 4) == [200] * 4
+    wamids = list(Message.objects.filter(direction="in").values_list("wamid", flat=True))
+    assert len(wamids) == len(set(wamids)) > 0
+    assert DBTaskResult.objects.filter(task_path="chatbot.tasks.handle_inbound_message").count() == len(wamids)
