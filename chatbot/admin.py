@@ -12,6 +12,7 @@ from .models import (
     Session,
     Template,
     WebhookEvent,
+    WorkerBeat,
 )
 
 
@@ -87,6 +88,13 @@ class AccountEventAdmin(admin.ModelAdmin):
     search_fields = ["event", "waba_id"]
     list_filter = ["field", "event"]
     date_hierarchy = "created_at"
+
+
+@admin.register(WorkerBeat)
+class WorkerBeatAdmin(admin.ModelAdmin):
+    list_display = ["hostname", "pid", "worker_id", "started_at", "last_seen"]
+    search_fields = ["hostname", "worker_id"]
+    readonly_fields = ["worker_id", "hostname", "pid", "started_at", "last_seen"]
 
 
 @admin.register(ApiToken)

@@ -12,6 +12,7 @@ import requests
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 logger = logging.getLogger(__name__)
 
@@ -144,17 +145,20 @@ def _error_from(response):
     )
 
 
-def _request(method, path, *, url=None, timeout=TIMEOUT, stream=False, **kwargs):
+def _request(method, path, *, url=None, timeout=None, stream=False, **kwargs):
     """One Graph API call; returns the `requests.Response` of a 2xx answer or raises GraphError."""
     headers = {"Authorization": f"Bearer {settings.WHATSAPP_ACCESS_TOKEN}"}
+    # TIMEOUT is read per call, not bound as a default argument, so tests can shorten it.
     try:
-        response = _session.request(method, url or _url(path), headers=headers, timeout=timeout, stream=stream,
-                                    **kwargs)
+        response = _session.request(method, url or _url(path), headers=headers, timeout=timeout or TIMEOUT,
+                                    stream=stream, **kwargs)
     except requests.ConnectTimeout as exc:
         raise GraphError("connection to Meta timed out", retry=True) from exc
     except requests.ConnectionError as exc:
         # Refused before sending is safe to repeat; a connection dropped mid-answer is not known.
-        refused = isinstance(getattr(exc, "args", [None])[0], requests.packages.urllib3.exceptions.NewConnectionError)
+        # requests wraps a refusal as ConnectionError(MaxRetryError(reason=NewConnectionError)).
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        refused = isinstance(reason, NewConnectionError)
         raise GraphError("connection to Meta failed", retry=True, sent_unknown=not refused) from exc
     except requests.Timeout as exc:
         raise GraphError("Meta did not answer in time", retry=True, sent_unknown=True) from exc
@@ -215,12 +219,18 @@ def download_media(url, max_bytes):
     """The bytes and Content-Type at a media URL (needs the bearer token); refuses files over max_bytes."""
     response = _request("GET", "", url=url, timeout=MEDIA_TIMEOUT, stream=True)
     chunks, size = [], 0
-    for chunk in response.iter_content(64 * 1024):
-        size += len(chunk)
-        if size > max_bytes:
-            response.close()
-            raise GraphError(f"media larger than {max_bytes} bytes", code=131052)
-        chunks.append(chunk)
+    # The body streams after `_request` returned, so a cut or stalled download must be turned into
+    # a GraphError here, or it escapes as a requests exception callers do not catch.
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > max_bytes:
+                response.close()
+                raise GraphError(f"media larger than {max_bytes} bytes", code=131052)
+            chunks.append(chunk)
+    except requests.RequestException as exc:
+        response.close()
+        raise GraphError(f"download from Meta broke off: {type(exc).__name__}", retry=True) from exc
     return b"".join(chunks), response.headers.get("Content-Type", "application/octet-stream")
 
 

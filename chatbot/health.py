@@ -6,16 +6,17 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.db.models import Max, Min
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 import hoztech
 
-from .models import WebhookEvent
+from .models import WebhookEvent, WorkerBeat
 
-# A task waiting longer than this means no worker is keeping up (or none runs).
+# Work waiting longer than this means the workers are not keeping up (or none runs).
 QUEUE_MAX_AGE = timedelta(seconds=60)
+# Workers beat every 5 s (db_worker's inbox thread); a minute of silence means none is running.
 WORKER_MAX_SILENCE = timedelta(seconds=60)
 
 REQUIRED_LIVE_SETTINGS = [
@@ -42,18 +43,23 @@ def check_database():
 
 
 def check_queue(now):
-    ready = DBTaskResult.objects.ready()
-    stats = ready.aggregate(oldest=Min("enqueued_at"))
-    pending = ready.count()
-    oldest_s = round((now - stats["oldest"]).total_seconds(), 1) if stats["oldest"] else 0
-    return {"ok": oldest_s < QUEUE_MAX_AGE.total_seconds(), "pending": pending, "oldest_pending_s": oldest_s}
+    """Work waiting for a worker: ready tasks and webhook events not yet applied."""
+    tasks = DBTaskResult.objects.ready().aggregate(pending=Count("pk"), oldest=Min("enqueued_at"))
+    events = WebhookEvent.objects.filter(result=WebhookEvent.Result.PENDING).aggregate(
+        pending=Count("pk"), oldest=Min("received_at")
+    )
+    oldest = min((moment for moment in (tasks["oldest"], events["oldest"]) if moment), default=None)
+    oldest_s = round((now - oldest).total_seconds(), 1) if oldest else 0
+    return {
+        "ok": oldest_s < QUEUE_MAX_AGE.total_seconds(),
+        "pending": tasks["pending"] + events["pending"],
+        "oldest_pending_s": oldest_s,
+    }
 
 
-def check_worker(now, queue):
-    last_seen = DBTaskResult.objects.aggregate(last=Max("started_at"))["last"]
-    recent = last_seen is not None and now - last_seen < WORKER_MAX_SILENCE
-    # An idle queue says nothing against the worker; a waiting task it has not taken does.
-    return {"ok": recent or queue["pending"] == 0, "last_seen": _iso(last_seen)}
+def check_worker(now):
+    last_seen = WorkerBeat.objects.aggregate(last=Max("last_seen"))["last"]
+    return {"ok": last_seen is not None and now - last_seen < WORKER_MAX_SILENCE, "last_seen": _iso(last_seen)}
 
 
 def check_whatsapp():
@@ -82,7 +88,7 @@ def report():
     if checks["database"]["ok"]:
         try:
             checks["queue"] = check_queue(now)
-            checks["worker"] = check_worker(now, checks["queue"])
+            checks["worker"] = check_worker(now)
             checks["webhook"] = check_webhook(now)
         except DatabaseError:
             checks["database"] = {"ok": False, "latency_ms": None}

@@ -384,11 +384,14 @@ class WebhookEvent(models.Model):
 
     body = models.TextField(_("raw body"))
     received_at = models.DateTimeField(_("received at"), default=timezone.now)
-    result = models.CharField(_("result"), max_length=10, choices=Result.choices, default=Result.PENDING)
+    # Database defaults too: the webhook inserts only the body and the time (`inbound.store`).
+    result = models.CharField(
+        _("result"), max_length=10, choices=Result.choices, default=Result.PENDING, db_default=Result.PENDING
+    )
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
-    summary = models.JSONField(_("summary"), default=dict, blank=True)
-    error = models.TextField(_("error"), blank=True)
-    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    summary = models.JSONField(_("summary"), default=dict, db_default={}, blank=True)
+    error = models.TextField(_("error"), blank=True, default="", db_default="")
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0, db_default=0)
 
     class Meta:
         verbose_name = _("webhook event")
@@ -396,10 +399,29 @@ class WebhookEvent(models.Model):
         indexes = [
             models.Index(fields=["-received_at"], name="webhook_received_idx"),
             models.Index(fields=["result", "received_at"], name="webhook_result_idx"),
+            # The workers' inbox: pending events, oldest first.
+            models.Index(fields=["id"], condition=models.Q(result="pending"), name="webhook_pending_idx"),
         ]
 
     def __str__(self):
         return f"#{self.pk} {self.received_at:%Y-%m-%d %H:%M:%S} {self.result}"
+
+
+class WorkerBeat(models.Model):
+    """The last sign of life of one `db_worker` process, written every few seconds by its inbox thread."""
+
+    worker_id = models.CharField(_("worker"), max_length=64, unique=True)
+    hostname = models.CharField(_("host"), max_length=255)
+    pid = models.PositiveIntegerField(_("process"))
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    last_seen = models.DateTimeField(_("last seen"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("worker")
+        verbose_name_plural = _("workers")
+
+    def __str__(self):
+        return f"{self.hostname}:{self.pid}"
 
 
 def hash_token(token):

@@ -1,4 +1,5 @@
 """Background work, run by `python manage.py db_worker` (Django's tasks API, ORM-backed queue).
+Webhook events are not tasks: the worker drains them from their own table (`inbound.drain`).
 
 Tasks are enqueued inside the transaction that creates their rows, so a task never runs for data
 that was rolled back, and committed data always has its task.
@@ -14,11 +15,6 @@ from . import conversation, inbound
 # Look again for the message of an early status after 1 s, 4 s, 16 s, 64 s, 4 min and 17 min:
 # long enough for a slow send to record its wamid or a late echo to arrive.
 PENDING_STATUS_DELAYS = [1, 4, 16, 64, 256, 1024]
-
-
-@task(priority=10)
-def apply_webhook_event(event_id):
-    inbound.process(event_id)
 
 
 @task()

@@ -43,13 +43,13 @@ def receive_webhook(request):
     if document is None:
         return refuse(400, "body is not a JSON object")
     try:
-        event = inbound.store(body)
+        event_id = inbound.store(body)
     except DatabaseError:
         # Nothing was committed: a non-200 makes Meta deliver it again later.
         logger.exception("webhook 503: database unavailable")
         return HttpResponse("Service Unavailable", status=503, content_type="text/plain")
     counts = " ".join(f"{kind}={number}" for kind, number in sorted(parser.count(document).items()))
-    logger.info("webhook 200 event=%s stored %s in %.1f ms", event.pk, counts, (time.perf_counter() - started) * 1000)
+    logger.info("webhook 200 event=%s stored %s in %.1f ms", event_id, counts, (time.perf_counter() - started) * 1000)
     return HttpResponse("OK", content_type="text/plain")
 
 

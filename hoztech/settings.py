@@ -93,7 +93,10 @@ def env_database(name, default):
         if not config.get("NAME"):
             _fail(name, "a postgres URL needs a database name, e.g. postgres://user@host:5432/db")
         config["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
-        config["CONN_HEALTH_CHECKS"] = True
+        # No health check (a round trip before every request's first query: a third of the webhook's
+        # database time). A connection that died is dropped when the request that met it ends; the
+        # webhook answers that request 503, so Meta sends it again.
+        config["CONN_HEALTH_CHECKS"] = False
         config.setdefault("OPTIONS", {})["connect_timeout"] = 5
     else:
         _fail(name, "expected a sqlite:/// or postgres:// URL")
@@ -121,9 +124,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # Before django_tasks_db, so that our `db_worker` (which also drains webhook events) wins.
+    "chatbot",
     "django_tasks",
     "django_tasks_db",
-    "chatbot",
 ]
 
 MIDDLEWARE = [
@@ -272,6 +276,7 @@ LOGGING = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console_warnings": {"class": "logging.StreamHandler", "formatter": "plain", "level": "WARNING"},
         "webhook_file": {
             "class": "logging.handlers.RotatingFileHandler",
             "filename": LOG_DIR / "webhook.log",
@@ -285,6 +290,8 @@ LOGGING = {
     },
     "loggers": {
         "chatbot": {"handlers": ["console", "webhook_file"], "level": LOG_LEVEL, "propagate": False},
+        # One line per POST goes to the file; the console, shared with everything else, gets refusals.
+        "chatbot.webhook": {"handlers": ["console_warnings", "webhook_file"], "level": LOG_LEVEL, "propagate": False},
         "django": {"handlers": ["console"], "level": "INFO"},
     },
 }

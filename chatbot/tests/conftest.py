@@ -13,12 +13,15 @@ def _test_settings(settings, tmp_path):
 
 @pytest.fixture
 def run_tasks(db):
-    """Run every ready background task in this process, as `db_worker` would, until none is left."""
+    """Apply stored webhook events and run every ready task in this process, as `db_worker` would."""
     from unittest import mock
 
     from django_tasks_db.management.commands.db_worker import Worker
 
+    from chatbot import inbound
+
     def run():
+        inbound.drain(limit=None)
         # The worker closes "old" connections between tasks; inside a test's transaction that
         # would close the test's own connection.
         with mock.patch("django_tasks_db.management.commands.db_worker.close_old_connections"):
@@ -28,3 +31,14 @@ def run_tasks(db):
             ).run()
 
     return run
+
+
+@pytest.fixture
+def fake_graph(settings):
+    """A fake Graph API on 127.0.0.1 (fake_graph.py) that chatbot/graph.py talks to over real HTTP."""
+    from chatbot.tests.fake_graph import FakeGraph
+
+    with FakeGraph(version=settings.WHATSAPP_API_VERSION) as fake:
+        settings.WHATSAPP_GRAPH_URL = fake.url
+        settings.WHATSAPP_ACCESS_TOKEN = fake.token
+        yield fake

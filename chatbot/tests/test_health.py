@@ -6,11 +6,16 @@ from django.db import OperationalError
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from chatbot.models import WebhookEvent
+from chatbot.models import WebhookEvent, WorkerBeat
 
 pytestmark = pytest.mark.django_db
 
 URL = "/chatbot/health/"
+
+
+@pytest.fixture(autouse=True)
+def worker():
+    return WorkerBeat.objects.create(worker_id="w1", hostname="app1", pid=42)
 
 
 def test_healthy_sandbox(client):
@@ -60,7 +65,30 @@ def test_a_stale_queue_degrades(client):
     assert body["status"] == "degraded"
     assert body["checks"]["queue"]["pending"] == 1
     assert body["checks"]["queue"]["oldest_pending_s"] >= 300
+
+
+def test_webhook_events_waiting_count_as_queued_work(client):
+    WebhookEvent.objects.create(body="{}", received_at=timezone.now() - timedelta(minutes=2))
+    WebhookEvent.objects.create(body="{}", result="processed")
+    queue = client.get(URL).json()["checks"]["queue"]
+    assert queue["pending"] == 1
+    assert queue["ok"] is False
+    assert queue["oldest_pending_s"] >= 120
+
+
+def test_no_worker_running_degrades(client, worker):
+    worker.delete()
+    body = client.get(URL).json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["worker"] == {"ok": False, "last_seen": None}
+
+
+def test_a_silent_worker_degrades(client, worker):
+    WorkerBeat.objects.filter(pk=worker.pk).update(last_seen=timezone.now() - timedelta(minutes=2))
+    body = client.get(URL).json()
+    assert body["status"] == "degraded"
     assert body["checks"]["worker"]["ok"] is False
+    assert body["checks"]["worker"]["last_seen"] is not None
 
 
 def test_webhook_figures(client):

@@ -1,10 +1,12 @@
 """The webhook contract (design.md, "Webhook"): handshake, signature, sizes, durable acknowledgement."""
 
 import json
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.db import OperationalError
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from chatbot.models import Message, WebhookEvent
@@ -122,7 +124,9 @@ def test_valid_post_is_stored_then_acknowledged_then_applied(client, run_tasks):
     event = WebhookEvent.objects.get()
     assert event.body == payload_bytes("text").decode()
     assert event.result == "pending"
-    assert DBTaskResult.objects.get().task_path == "chatbot.tasks.apply_webhook_event"
+    assert abs(timezone.now() - event.received_at) < timedelta(seconds=5)
+    assert (event.summary, event.error, event.attempts) == ({}, "", 0)
+    assert not DBTaskResult.objects.exists()  # the pending event is the workers' inbox
     run_tasks()
     event.refresh_from_db()
     assert event.result == "processed"

@@ -1,0 +1,55 @@
+import time
+from unittest import mock
+
+import pytest
+from django.core.management import call_command
+
+from chatbot.management.commands.db_worker import Inbox
+from chatbot.models import Message, Session, WebhookEvent, WorkerBeat
+from chatbot.tests.helpers import payload_bytes, post_signed
+
+
+def wait_for(condition, seconds=10):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.django_db
+def test_batch_applies_stored_events_then_runs_their_tasks(client):
+    post_signed(client, payload_bytes("text"))
+    # The worker closes "old" connections between tasks, which would close the test's own.
+    with mock.patch("django_tasks_db.management.commands.db_worker.close_old_connections"):
+        call_command("db_worker", "--batch", "--no-reload", "--no-startup-delay", "--queue-name", "*", verbosity=0)
+    assert WebhookEvent.objects.get().result == "processed"
+    assert Message.objects.get().session == Session.objects.get()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inbox_thread_applies_events_as_they_arrive_and_beats(client):
+    inbox = Inbox("test-worker")
+    inbox.start()
+    try:
+        post_signed(client, payload_bytes("text"))
+        wait_for(lambda: WebhookEvent.objects.filter(result="processed").exists())
+        post_signed(client, payload_bytes("image"))
+        wait_for(lambda: WebhookEvent.objects.filter(result="processed").count() == 2)
+    finally:
+        inbox.stopping.set()
+        inbox.join(timeout=5)
+    assert not inbox.is_alive()
+    assert Message.objects.count() == 2
+    beat = WorkerBeat.objects.get()
+    assert beat.worker_id == "test-worker"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inbox_thread_survives_a_database_error(client):
+    inbox = Inbox("test-worker")
+    with mock.patch("chatbot.inbound.drain", side_effect=[RuntimeError("database gone"), 0, 0, 0, 0, 0]) as drain:
+        inbox.start()
+        wait_for(lambda: drain.call_count >= 2)
+        inbox.stopping.set()
+        inbox.join(timeout=5)
+    assert not inbox.is_alive()
