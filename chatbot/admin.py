@@ -6,9 +6,11 @@ from .models import (
     ApiToken,
     Contact,
     Department,
+    IdempotencyKey,
     Message,
     PendingStatus,
     PhoneNumber,
+    RateLimit,
     Session,
     Template,
     WebhookEvent,
@@ -88,6 +90,20 @@ class AccountEventAdmin(admin.ModelAdmin):
     search_fields = ["event", "waba_id"]
     list_filter = ["field", "event"]
     date_hierarchy = "created_at"
+
+
+@admin.register(RateLimit)
+class RateLimitAdmin(admin.ModelAdmin):
+    list_display = ["key", "booked_until"]
+    search_fields = ["key"]
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(admin.ModelAdmin):
+    list_display = ["key", "token", "status_code", "created_at"]
+    search_fields = ["key"]
+    list_filter = ["status_code"]
+    readonly_fields = ["token", "key", "request_hash", "status_code", "response", "created_at"]
 
 
 @admin.register(WorkerBeat)

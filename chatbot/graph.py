@@ -82,6 +82,7 @@ ERRORS = {
 }
 TOKEN_ERRORS = {0, 190}
 PAIR_RATE_LIMIT = 131056
+THROUGHPUT_LIMIT = 130429
 
 
 class GraphError(Exception):

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Greatest
@@ -229,8 +230,12 @@ def apply_inbound(item, batch):
     follow_up_target(item, moment)
     if item.type == "system" and item.payload.get("type") == "user_changed_number":
         change_number(contact, item.payload.get("wa_id") or item.payload.get("new_wa_id", ""))
-    # The conversation layer (bot, operators, media download) runs in a worker, after commit.
+    # The conversation layer (bot, operators), media download and read receipt run in a worker.
     tasks.handle_inbound_message.enqueue(message.pk)
+    if message.media_status == Message.MediaStatus.PENDING:
+        tasks.download_media.enqueue(message.pk)
+    if settings.WHATSAPP_MARK_READ and settings.WHATSAPP_ACCESS_TOKEN and item.type not in NOT_FROM_CUSTOMER:
+        tasks.mark_read.enqueue(message.pk)
 
 
 def update_reaction(item, moment):
@@ -292,12 +297,26 @@ def apply_status(item, batch):
         batch.unsupported.append(f"unknown status {item.status!r}")
         return
     moment = item.timestamp or timezone.now()
-    if not Message.objects.filter(wamid=item.wamid).exists():
+    if not Message.objects.filter(wamid=item.wamid).exists() and not claim_wamid(item):
         keep_pending_status(item, moment)
         batch.counts["pending_statuses"] += 1
         return
     move_status(item.wamid, item.status, moment, item.errors, item.pricing)
     batch.counts["statuses"] += 1
+
+
+def claim_wamid(item):
+    """Give the wamid to the message whose send had no answer (timeout, lost connection), found by
+    the `biz_opaque_callback_data` the sender put on it (`outbound`); True when one took it."""
+    tag = item.biz_opaque_callback_data
+    if not tag.startswith("hoz:") or not tag[4:].isdigit():
+        return False
+    unknown = Message.objects.filter(pk=int(tag[4:]), direction=Message.Direction.OUT, wamid__isnull=True)
+    try:
+        with transaction.atomic():
+            return unknown.update(wamid=item.wamid, error_title="", error_details="", claimed_at=None) == 1
+    except IntegrityError:
+        return False
 
 
 def keep_pending_status(item, moment):

@@ -43,6 +43,10 @@ class PhoneNumber(models.Model):
     throughput_level = models.CharField(_("throughput level"), max_length=32, blank=True)
     checked_at = models.DateTimeField(_("last checked at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # Meta refused the access token (codes 0/190) while sending from this number: sending pauses
+    # until the token changes (its fingerprint differs) or a retry after a pause succeeds.
+    token_invalid_at = models.DateTimeField(_("access token refused at"), null=True, blank=True)
+    token_fingerprint = models.CharField(_("refused token fingerprint"), max_length=16, blank=True)
 
     objects = PhoneNumberQuerySet.as_manager()
 
@@ -97,6 +101,9 @@ class Contact(models.Model):
     opted_out = models.BooleanField(_("opted out of marketing"), default=False)
     opted_out_at = models.DateTimeField(_("opted out at"), null=True, blank=True)
     blocked = models.BooleanField(_("blocked"), default=False)
+    # Meta's pair rate limit (about 1 message per 6 s to one user, with bursts): the time our
+    # sending to this contact is booked until (see `outbound.book_recipients`).
+    send_booked_until = models.DateTimeField(_("sending booked until"), null=True, blank=True)
     anonymized_at = models.DateTimeField(_("anonymized at"), null=True, blank=True)
 
     class Meta:
@@ -250,6 +257,9 @@ class Message(models.Model):
     pricing_category = models.CharField(_("pricing category"), max_length=32, blank=True)
     pricing_type = models.CharField(_("pricing type"), max_length=32, blank=True)
     attempts = models.PositiveSmallIntegerField(_("send attempts"), default=0)
+    pair_limit_hits = models.PositiveSmallIntegerField(_("pair rate limit hits"), default=0)
+    send_after = models.DateTimeField(_("send after"), null=True, blank=True)
+    claimed_at = models.DateTimeField(_("sending since"), null=True, blank=True)
 
     media_id = models.CharField(_("media ID"), max_length=128, blank=True)
     media_mime_type = models.CharField(_("media type"), max_length=128, blank=True)
@@ -285,11 +295,9 @@ class Message(models.Model):
             models.Index(fields=["contact", "timestamp"], name="message_contact_time_idx"),
             models.Index(fields=["session", "timestamp"], name="message_session_time_idx"),
             models.Index(fields=["-timestamp"], name="message_time_idx"),
-            models.Index(
-                fields=["status", "created_at"],
-                name="message_pending_idx",
-                condition=Q(status__in=["queued", "sending"]),
-            ),
+            # The outbox: queued messages in order, and those in flight (for the stale-send sweep).
+            models.Index(fields=["id"], name="message_queued_idx", condition=Q(status="queued")),
+            models.Index(fields=["claimed_at"], name="message_sending_idx", condition=Q(status="sending")),
         ]
 
     def __str__(self):
@@ -422,6 +430,40 @@ class WorkerBeat(models.Model):
 
     def __str__(self):
         return f"{self.hostname}:{self.pid}"
+
+
+class RateLimit(models.Model):
+    """A rate shared by every process on every machine: the time its next slot is free (GCRA's
+    "theoretical arrival time"), moved forward under a row lock by `ratelimit.book`."""
+
+    key = models.CharField(_("key"), max_length=100, unique=True)
+    booked_until = models.DateTimeField(_("booked until"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("rate limit")
+        verbose_name_plural = _("rate limits")
+
+    def __str__(self):
+        return self.key
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a send request with an `Idempotency-Key`, replayed for 24 h."""
+
+    token = models.ForeignKey("ApiToken", on_delete=models.CASCADE, related_name="+", verbose_name=_("API token"))
+    key = models.CharField(_("key"), max_length=255)
+    request_hash = models.CharField(_("request hash"), max_length=64)
+    status_code = models.PositiveSmallIntegerField(_("status code"))
+    response = models.JSONField(_("response"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
+        constraints = [models.UniqueConstraint(fields=["token", "key"], name="idempotency_unique_key")]
+
+    def __str__(self):
+        return self.key
 
 
 def hash_token(token):

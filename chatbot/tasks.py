@@ -5,12 +5,17 @@ Tasks are enqueued inside the transaction that creates their rows, so a task nev
 that was rolled back, and committed data always has its task.
 """
 
+import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from django_tasks import task
 
-from . import conversation, inbound
+from . import conversation, graph, inbound, media
+from .models import Message
+
+logger = logging.getLogger(__name__)
 
 # Look again for the message of an early status after 1 s, 4 s, 16 s, 64 s, 4 min and 17 min:
 # long enough for a slow send to record its wamid or a late echo to arrive.
@@ -31,3 +36,22 @@ def apply_pending_statuses(wamid, attempt=0):
 def schedule_pending_statuses(wamid, attempt=0):
     run_after = timezone.now() + timedelta(seconds=PENDING_STATUS_DELAYS[attempt])
     apply_pending_statuses.using(run_after=run_after).enqueue(wamid, attempt)
+
+
+@task()
+def download_media(message_id, attempt=0):
+    delay = media.download(message_id, attempt)
+    if delay:
+        download_media.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue(message_id, attempt + 1)
+
+
+@task()
+def mark_read(message_id):
+    """Blue ticks for the customer (cloud-api.md §7). A nicety: a failure is logged, not retried."""
+    message = Message.objects.select_related("phone_number").get(pk=message_id)
+    if not settings.WHATSAPP_ACCESS_TOKEN or not message.wamid:
+        return
+    try:
+        graph.mark_read(message.phone_number.phone_number_id, message.wamid)
+    except graph.GraphError as error:
+        logger.warning("could not mark message %s read: %s", message_id, error)

@@ -1,18 +1,26 @@
 import logging
 import time
+from functools import wraps
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import HttpResponse, JsonResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from . import api, inbound, media, openapi, parser, webhook
 from . import health as health_checks
-from . import inbound, parser, webhook
+from .models import Message
 
 logger = logging.getLogger("chatbot.webhook")
+
+# Shown in the browser; anything else (documents, unknown types) is downloaded, never rendered.
+INLINE_TYPES = ("image/jpeg", "image/png", "image/webp", "audio/", "video/mp4")
 
 
 @csrf_exempt
@@ -70,3 +78,79 @@ def refuse(status, reason):
 def health(request):
     report = health_checks.report()
     return JsonResponse(report, status=503 if report["status"] == "down" else 200)
+
+
+# --- Integrators' API (design.md, "Send API", "Read API") ---
+
+
+def api_view(view):
+    """Bearer-token auth and per-token rate limit; an `api.ApiError` becomes its JSON answer."""
+
+    @csrf_exempt
+    @never_cache
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            token = api.authenticate(request.headers.get("Authorization"))
+            status, body = view(request, token, *args, **kwargs)
+        except api.ApiError as error:
+            response = JsonResponse(error.body(), status=error.status)
+            for name, value in error.headers.items():
+                response[name] = value
+            return response
+        return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+
+    return wrapper
+
+
+@require_http_methods(["POST"])
+@api_view
+def send_message(request, token):
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise api.ApiError(413, "too_large", _("The request body is too large.")) from None
+    return api.send(token, body, request.headers.get("Idempotency-Key", ""))
+
+
+@require_GET
+@api_view
+def message_detail(request, token, message_id):
+    return 200, api.get_message(message_id)
+
+
+@require_GET
+@api_view
+def contact_detail(request, token, wa_id):
+    return 200, api.get_contact(wa_id)
+
+
+@require_http_methods(["POST"])
+@api_view
+def upload_media(request, token):
+    try:
+        uploaded = request.FILES.get("file")
+        number = api.sending_number(request.POST.get("phone_number_id"))
+        return 200, {"id": media.upload(number, uploaded)}
+    except RequestDataTooBig:
+        raise api.ApiError(413, "too_large", _("The file is larger than the upload limit.")) from None
+    except media.MediaRefused as refused:
+        raise api.ApiError(refused.status, "invalid_media", refused.message, field="file") from None
+
+
+@require_GET
+@login_required
+def media_file(request, message_id):
+    """A stored media file, for logged-in operators only (customers' files are personal data)."""
+    message = get_object_or_404(Message, pk=message_id, media_status=Message.MediaStatus.READY)
+    response = FileResponse(message.media_file.open("rb"), content_type=message.media_mime_type or None,
+                            as_attachment=not message.media_mime_type.startswith(INLINE_TYPES),
+                            filename=message.media_filename or message.media_file.name.rsplit("/", 1)[-1])
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@require_GET
+def api_schema(request):
+    return JsonResponse(openapi.SCHEMA, json_dumps_params={"ensure_ascii": False})

@@ -234,6 +234,10 @@ if urlsplit(WHATSAPP_GRAPH_URL).scheme not in {"http", "https"} or not urlsplit(
 
 WHATSAPP_MESSAGES_PER_SECOND = env_int("WHATSAPP_MESSAGES_PER_SECOND", 80, minimum=1)
 MESSAGES_PER_MINUTE = env_int("MESSAGES_PER_MINUTE", 30, minimum=1)
+# Blue ticks for the customer as soon as a message is stored (cloud-api.md §7, "Mark read").
+WHATSAPP_MARK_READ = env_bool("WHATSAPP_MARK_READ", True)
+# Send and read API calls per token; a short burst of a tenth of it is allowed.
+API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 600, minimum=1)
 STORE_MESSAGE_UP_TO = env_int("STORE_MESSAGE_UP_TO", 90, minimum=1)
 
 # --- Security ---------------------------------------------------------------------------------

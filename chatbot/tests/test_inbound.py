@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from chatbot import inbound
 from chatbot.models import AccountEvent, Contact, Message, PendingStatus, PhoneNumber, Session, Template
 from chatbot.tests.helpers import load_payload, payload_bytes, post_signed
 
@@ -117,14 +118,17 @@ def test_click_to_whatsapp_referral_is_kept(deliver):
 
 
 @pytest.mark.parametrize("name", ["image", "audio_voice", "video", "document", "sticker"])
-def test_media_is_recorded_for_download(deliver, name):
-    deliver(name)
+def test_media_is_recorded_for_download(client, name):
+    post_signed(client, payload_bytes(name))
+    inbound.drain()
     meta = first_message(name)
     media = meta[meta["type"]]
     message = stored(name)
     assert message.media_id == media["id"]
     assert message.media_mime_type == media["mime_type"]
     assert message.media_status == "pending"
+    download = DBTaskResult.objects.get(task_path="chatbot.tasks.download_media")
+    assert download.args_kwargs["args"] == [message.pk]
     assert message.payload == media
     assert message.text == media.get("caption", "")
     if name == "document":

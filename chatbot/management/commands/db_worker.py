@@ -1,8 +1,9 @@
-"""`python manage.py db_worker`: django-tasks-db's worker, plus the webhook inbox.
+"""`python manage.py db_worker`: django-tasks-db's worker, plus our two queues in tables.
 
-Each worker process also runs one thread that applies stored webhook events (`inbound.drain`) and
-records the process's heartbeat for the health check. Events are drained by every worker at once
-(rows are claimed with SKIP LOCKED), so adding workers adds webhook capacity.
+Each worker process also runs an inbox thread, which applies stored webhook events
+(`inbound.drain`) and records the process's heartbeat for the health check, and an outbox thread,
+which sends queued messages (`outbound.drain`). Rows are claimed with SKIP LOCKED, so every worker
+on every machine shares both queues: adding workers adds capacity.
 """
 
 import logging
@@ -10,29 +11,57 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from django.db import close_old_connections, connection
 from django.utils import timezone
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands import db_worker
 
-from chatbot import inbound
+from chatbot import inbound, outbound
 from chatbot.models import WorkerBeat
 
 logger = logging.getLogger("chatbot.worker")
 
-# Pending events are looked for this often when the inbox is empty: one indexed query, and the
-# longest a customer waits before the bot starts on their message.
-INBOX_POLL_SECONDS = 0.1
+# An empty queue is looked at again this often: one indexed query, and the longest a customer
+# waits before the bot starts on their message (or a queued message starts out).
+POLL_SECONDS = 0.1
 BEAT_SECONDS = 5
+SWEEP_SECONDS = 30
+# Sends in flight per worker: Meta answers in 100-300 ms, so 80 messages/s needs about 25.
+SEND_THREADS = 32
 
 
-class Inbox(threading.Thread):
+class Loop(threading.Thread):
+    """Calls `step()` until stopped, pausing when it found nothing to do; survives errors."""
+
+    def __init__(self, name):
+        super().__init__(name=name, daemon=True)
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            try:
+                if not self.step():
+                    self.stopping.wait(POLL_SECONDS)
+            except Exception:
+                # A lost database connection must not end the thread: the work waits in its table.
+                logger.exception("%s failed; trying again in 1 s", self.name)
+                connection.close()
+                self.stopping.wait(1)
+            finally:
+                close_old_connections()
+        self.close()
+
+    def close(self):
+        connection.close()
+
+
+class Inbox(Loop):
     def __init__(self, worker_id):
-        super().__init__(name="webhook-inbox", daemon=True)
+        super().__init__("webhook-inbox")
         self.worker_id = worker_id
         self.last_beat = 0.0
-        self.stopping = threading.Event()
 
     def beat(self):
         if time.monotonic() - self.last_beat < BEAT_SECONDS:
@@ -43,29 +72,39 @@ class Inbox(threading.Thread):
         )
         self.last_beat = time.monotonic()
 
-    def run(self):
-        while not self.stopping.is_set():
-            try:
-                self.beat()
-                if inbound.drain() == 0:
-                    self.stopping.wait(INBOX_POLL_SECONDS)
-            except Exception:
-                # A lost database connection must not end the thread: the events wait in their table.
-                logger.exception("webhook inbox failed; trying again in 1 s")
-                connection.close()
-                self.stopping.wait(1)
-            finally:
-                close_old_connections()
-        connection.close()
+    def step(self):
+        self.beat()
+        return inbound.drain() > 0
+
+
+class Outbox(Loop):
+    def __init__(self):
+        super().__init__("outbox")
+        # Send threads only call Meta (`outbound.send`), never the database.
+        self.pool = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="send")
+        self.last_sweep = 0.0
+
+    def step(self):
+        if time.monotonic() - self.last_sweep > SWEEP_SECONDS:
+            outbound.sweep()
+            self.last_sweep = time.monotonic()
+        return outbound.drain(pool=self.pool) > 0
+
+    def close(self):
+        self.pool.shutdown(wait=True)
+        super().close()
 
 
 class Command(db_worker.Command):
-    help = "Run a background worker: applies stored webhook events and runs queued tasks."
+    help = "Run a background worker: applies stored webhook events, sends queued messages, runs tasks."
 
     def handle(self, *args, **options):
         if options["batch"]:
             inbound.drain(limit=None)
+            while outbound.drain():
+                pass
         # With --reload the parent process only watches files; the child does the work.
         elif not options["reload"] or os.environ.get(DJANGO_AUTORELOAD_ENV) == "true":
             Inbox(options["worker_id"]).start()
+            Outbox().start()
         super().handle(*args, **options)

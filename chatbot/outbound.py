@@ -1,0 +1,375 @@
+"""Outbound messages: every message we send (bot, operator, API, bulk) is first a `queued` row;
+the workers' outbox sends it (design.md, "How data flows" 3; cloud-api.md §7, §11, §12).
+
+The queued rows are the queue, as the stored webhooks are for inbound: `drain` claims a batch
+with SKIP LOCKED, so any number of workers on any number of machines share it, and then
+
+- books the recipients under Meta's pair rate limit (about one message per 6 s to one user, with
+  bursts), deferring what would exceed it;
+- books slots on the business number's throughput cap, shared by all workers (`ratelimit`);
+- sends, several at once (Meta answers in 100-300 ms, so one at a time could not reach 80/s);
+- records `sent` with the wamid, or schedules a retry with backoff and jitter for transient errors,
+  or records `failed` with Meta's code and a plain explanation.
+
+At most once: Meta has no idempotency key for sends, so a message that may have reached Meta
+(timeout, answer lost, worker died mid-request) is never sent again by us. It stays `sending`;
+every send carries `biz_opaque_callback_data` = "hoz:<id>", which Meta echoes in the message's
+status webhooks, so its wamid and status are recorded when they arrive (`inbound.apply_status`).
+Without any within IN_FLIGHT_TIMEOUT it ends `failed` as "delivery unknown", for a person to
+check and resend; a duplicate sent to a customer cannot be taken back, a resend can be decided.
+"""
+
+import hashlib
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import graph, inbound, ratelimit, validation
+from .models import Contact, Message, PendingStatus, PhoneNumber
+
+logger = logging.getLogger(__name__)
+
+BATCH = 50
+RETRY_FOR = timedelta(hours=1)
+IN_FLIGHT_TIMEOUT = timedelta(minutes=10)
+TOKEN_PAUSE = timedelta(minutes=5)
+PAIR_INTERVAL = 6.0
+PAIR_BURST = 10
+# Pace a little under the cap: a send that starts a few ms late must not push a second over it.
+CAP_MARGIN = 0.97
+CALLBACK_PREFIX = "hoz:"
+UNKNOWN_DELIVERY = "delivery unknown"
+
+EXPLANATIONS = {
+    UNKNOWN_DELIVERY: _(
+        "Meta's answer was lost (timeout or a stopped worker) and no status arrived: the message may "
+        "or may not have been delivered. It was not sent again, to avoid a duplicate; check with the "
+        "customer and resend if needed."
+    ),
+}
+
+
+def queue(*, phone_number, contact, message, source, session=None, sent_by=None, api_token=None):
+    """Queue a checked Cloud API message object (`validation.clean_message`); returns the row."""
+    kind = message["type"]
+    context = message.get("context") or {}
+    return Message.objects.create(
+        phone_number=phone_number,
+        contact=contact,
+        session=session,
+        direction=Message.Direction.OUT,
+        source=source,
+        type=kind,
+        text=validation.outbound_text(message),
+        payload=message[kind],
+        context=context,
+        reply_to=context.get("message_id", ""),
+        target_wamid=message[kind].get("message_id", "") if kind == "reaction" else "",
+        status=Message.Status.QUEUED,
+        sent_by=sent_by,
+        api_token=api_token,
+    )
+
+
+def meta_message(message):
+    """The body Meta's /messages takes for a queued row."""
+    contact = message.contact
+    # A phone number without "+" gets the business number's country code prepended (§7).
+    to = f"+{contact.wa_id}" if contact.wa_id else contact.user_id
+    body = {"to": to, "type": message.type, message.type: message.payload,
+            "biz_opaque_callback_data": f"{CALLBACK_PREFIX}{message.pk}"}
+    if message.context:
+        body["context"] = message.context
+    return body
+
+
+def explanation(message):
+    """The plain explanation of a failed message's error, in the active language."""
+    if message.error_code is not None:
+        return graph.explain(message.error_code) or message.error_title
+    return str(EXPLANATIONS.get(message.error_title, message.error_details or message.error_title))
+
+
+def token_fingerprint():
+    return hashlib.sha256(settings.WHATSAPP_ACCESS_TOKEN.encode()).hexdigest()[:16]
+
+
+def token_refused():
+    """Whether Meta refused the current access token (and nothing has been sent with it since)."""
+    if not settings.WHATSAPP_ACCESS_TOKEN:
+        return False
+    return PhoneNumber.objects.filter(token_fingerprint=token_fingerprint(), token_invalid_at__isnull=False).exists()
+
+
+# --- The outbox ------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    message: Message
+    result: str  # sent | retry | pair_limit | throughput | token | unknown | failed
+    wamid: str = ""
+    wa_id: str = ""
+    error: graph.GraphError | None = None
+
+
+def drain(*, pool=None, limit=BATCH):
+    """Send one batch of due queued messages; returns how many were claimed."""
+    now = timezone.now()
+    messages = claim(now, limit)
+    if not messages:
+        return 0
+    slots = book_numbers(messages)
+    jobs = [(message, slots[message.pk]) for message in messages]
+    outcomes = list(pool.map(send_at, jobs)) if pool else [send_at(job) for job in jobs]
+    record(outcomes)
+    return len(messages)
+
+
+def claim(now, limit):
+    """Take due queued messages for this worker; those over a recipient's pair limit wait."""
+    paused = PhoneNumber.objects.filter(
+        token_fingerprint=token_fingerprint(), token_invalid_at__gt=now - TOKEN_PAUSE
+    ) if settings.WHATSAPP_ACCESS_TOKEN else PhoneNumber.objects.none()
+    with transaction.atomic():
+        due = (
+            Message.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=Message.Status.QUEUED)
+            .filter(Q(send_after__isnull=True) | Q(send_after__lte=now))
+            .exclude(phone_number__in=paused)
+            .select_related("contact", "phone_number")
+            .order_by("pk")[:limit]
+        )
+        messages = list(due)
+        if not messages:
+            return []
+        waiting = book_recipients(messages, now)
+        ready = [message for message in messages if message.pk not in waiting]
+        Message.objects.filter(pk__in=[message.pk for message in ready]).update(
+            status=Message.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+        )
+        for message, until in waiting.items():
+            Message.objects.filter(pk=message).update(send_after=until)
+    return ready
+
+
+def book_recipients(messages, now):
+    """Book each message on its contact's pair rate; returns {message id: time to wait until}."""
+    # Locked in id order, so two workers booking the same contacts never deadlock.
+    locked = Contact.objects.select_for_update().filter(pk__in={m.contact_id for m in messages}).order_by("pk")
+    contacts = {contact.pk: contact for contact in locked}
+    waiting = {}
+    for message in messages:
+        contact = contacts[message.contact_id]
+        allowed, contact.send_booked_until, wait = ratelimit.gcra(
+            contact.send_booked_until, now, PAIR_INTERVAL, PAIR_BURST
+        )
+        if not allowed:
+            waiting[message.pk] = now + timedelta(seconds=wait)
+    Contact.objects.bulk_update(contacts.values(), ["send_booked_until"])
+    return waiting
+
+
+def number_rate_key(number):
+    return f"number:{number.phone_number_id}"
+
+
+def book_numbers(messages):
+    """Book a throughput slot per message on its business number; returns {message id: start time}."""
+    by_number = defaultdict(list)
+    for message in messages:
+        by_number[message.phone_number_id].append(message)
+    interval = 1 / (settings.WHATSAPP_MESSAGES_PER_SECOND * CAP_MARGIN)
+    slots = {}
+    for group in by_number.values():
+        start = ratelimit.reserve(number_rate_key(group[0].phone_number), len(group), interval=interval)
+        for index, message in enumerate(group):
+            slots[message.pk] = start + timedelta(seconds=index * interval)
+    return slots
+
+
+def send_at(job):
+    message, start = job
+    wait = (start - timezone.now()).total_seconds()
+    if wait > 0:
+        time.sleep(wait)
+    return send(message)
+
+
+def send(message):
+    """Call Meta for one claimed message (nothing leaves the machine in sandbox mode)."""
+    if not settings.WHATSAPP_ACCESS_TOKEN:
+        return Outcome(message, "sent", wamid=f"sandbox.{uuid.uuid4().hex}", wa_id=message.contact.wa_id)
+    try:
+        wamid, wa_id = graph.send_message(message.phone_number.phone_number_id, meta_message(message))
+    except graph.GraphError as error:
+        return Outcome(message, classify(error), error=error)
+    return Outcome(message, "sent", wamid=wamid, wa_id=wa_id)
+
+
+def classify(error):
+    if error.token_invalid:
+        return "token"
+    if error.sent_unknown:
+        return "unknown"
+    if error.code == graph.PAIR_RATE_LIMIT:
+        return "pair_limit"
+    if error.code == graph.THROUGHPUT_LIMIT:
+        return "throughput"
+    return "retry" if error.retry else "failed"
+
+
+# --- Recording outcomes ----------------------------------------------------------------------
+
+
+def record(outcomes):
+    now = timezone.now()
+    sent = [outcome for outcome in outcomes if outcome.result == "sent"]
+    if sent:
+        record_sent(sent, now)
+    for outcome in outcomes:
+        if outcome.result != "sent":
+            RECORD[outcome.result](outcome, now)
+
+
+def error_fields(error):
+    return {"error_code": error.code, "error_title": error.message[:255], "error_details": error.details}
+
+
+def record_sent(outcomes, now):
+    for outcome in outcomes:
+        message = outcome.message
+        message.wamid, message.sent_at = outcome.wamid, now
+        message.error_code, message.error_title, message.error_details = None, "", ""
+    fields = ["wamid", "sent_at", "error_code", "error_title", "error_details"]
+    try:
+        with transaction.atomic():
+            Message.objects.bulk_update([outcome.message for outcome in outcomes], fields)
+    except IntegrityError:
+        # A wamid already stored (Meta's status webhook with our callback data was quicker):
+        # record the others one by one.
+        for outcome in outcomes:
+            with transaction.atomic():
+                Message.objects.filter(pk=outcome.message.pk, wamid__isnull=True).update(wamid=outcome.wamid)
+            Message.objects.filter(pk=outcome.message.pk, sent_at__isnull=True).update(sent_at=now)
+    ids = [outcome.message.pk for outcome in outcomes]
+    Message.objects.filter(pk__in=ids, status=Message.Status.SENDING).update(
+        status=Message.Status.SENT, claimed_at=None
+    )
+    numbers = {outcome.message.phone_number_id for outcome in outcomes}
+    PhoneNumber.objects.filter(pk__in=numbers, token_invalid_at__isnull=False).update(
+        token_invalid_at=None, token_fingerprint=""
+    )
+    for outcome in outcomes:
+        if outcome.wa_id and outcome.wa_id != outcome.message.contact.wa_id:
+            link_contact(outcome.message, outcome.wa_id)
+    early = PendingStatus.objects.filter(wamid__in=[outcome.wamid for outcome in outcomes])
+    for wamid in set(early.values_list("wamid", flat=True)):
+        inbound.apply_pending_statuses(wamid)
+
+
+def link_contact(message, wa_id):
+    """Meta resolved the number we were given to `wa_id` (a Brazilian mobile number written with
+    or without its ninth digit): make the contact that one, so the number never makes two contacts."""
+    contact = message.contact
+    if not contact.wa_id:
+        return
+    existing = Contact.objects.filter(wa_id=wa_id).first()
+    if existing is None:
+        Contact.objects.filter(pk=contact.pk).update(wa_id=wa_id)
+        return
+    with transaction.atomic():
+        Message.objects.filter(contact=contact).update(contact=existing)
+        if not contact.sessions.exists():
+            contact.delete()
+
+
+def retry_later(outcome, now, delay):
+    message = outcome.message
+    fields = error_fields(outcome.error)
+    if now - message.created_at > RETRY_FOR:
+        return fail(outcome, now)
+    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+        status=Message.Status.QUEUED, claimed_at=None, send_after=now + timedelta(seconds=delay), **fields
+    )
+    logger.info("message %s: %s; retry in %.0f s", message.pk, outcome.error, delay)
+
+
+def backoff(attempts):
+    """2, 4, 8 … seconds, at most 5 minutes, with full jitter so workers do not retry in step."""
+    return random.uniform(0.5, 1.0) * min(300, 2 ** attempts)  # noqa: S311 (not security)
+
+
+def record_retry(outcome, now):
+    retry_later(outcome, now, backoff(outcome.message.attempts))
+
+
+def record_pair_limit(outcome, now):
+    # Meta's advice for 131056: wait 4^X seconds, X the number of times it happened (§11).
+    message = outcome.message
+    delay = 4 ** message.pair_limit_hits
+    Message.objects.filter(pk=message.pk).update(pair_limit_hits=F("pair_limit_hits") + 1)
+    Contact.objects.filter(pk=message.contact_id).update(send_booked_until=now + timedelta(seconds=delay))
+    retry_later(outcome, now, delay)
+
+
+def record_throughput(outcome, now):
+    ratelimit.delay(number_rate_key(outcome.message.phone_number), 1)
+    record_retry(outcome, now)
+
+
+def record_token(outcome, now):
+    """Meta refused the token: pause the number's sending (not fail: a new token fixes it)."""
+    message = outcome.message
+    PhoneNumber.objects.filter(pk=message.phone_number_id).update(
+        token_invalid_at=now, token_fingerprint=token_fingerprint()
+    )
+    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+        status=Message.Status.QUEUED, claimed_at=None, attempts=F("attempts") - 1, **error_fields(outcome.error)
+    )
+    logger.error("Meta refused the access token (code %s): sending from %s paused", outcome.error.code,
+                 message.phone_number)
+
+
+def record_unknown(outcome, now):
+    # Stays `sending`: see the module docstring.
+    Message.objects.filter(pk=outcome.message.pk).update(**error_fields(outcome.error))
+    logger.warning("message %s: %s; waiting for its status webhook", outcome.message.pk, outcome.error)
+
+
+def fail(outcome, now):
+    Message.objects.filter(pk=outcome.message.pk, status=Message.Status.SENDING).update(
+        status=Message.Status.FAILED, failed_at=now, claimed_at=None, **error_fields(outcome.error)
+    )
+    logger.warning("message %s failed: %s", outcome.message.pk, outcome.error)
+
+
+RECORD = {
+    "retry": record_retry,
+    "pair_limit": record_pair_limit,
+    "throughput": record_throughput,
+    "token": record_token,
+    "unknown": record_unknown,
+    "failed": fail,
+}
+
+
+def sweep(now=None):
+    """Fail messages in flight for too long with no status from Meta; returns how many."""
+    now = now or timezone.now()
+    return Message.objects.filter(
+        status=Message.Status.SENDING, claimed_at__lt=now - IN_FLIGHT_TIMEOUT
+    ).update(
+        status=Message.Status.FAILED, failed_at=now, claimed_at=None, error_code=None,
+        error_title=UNKNOWN_DELIVERY, error_details="",
+    )

@@ -1,0 +1,57 @@
+"""Rates shared by every process on every machine, kept in the database (one `RateLimit` row per
+key, moved under a row lock), never in one process's memory.
+
+The algorithm is GCRA (the "generic cell rate algorithm"): a rate of one event per `interval`
+is a single timestamp, the time the booked events run until. An event is allowed while that time
+is at most `burst - 1` intervals ahead of now, which allows short bursts and holds the average.
+"""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import RateLimit
+
+
+def gcra(booked_until, now, interval, burst=1):
+    """One event at `now`: returns (allowed, new booked_until, seconds to wait when refused)."""
+    start = max(booked_until or now, now)
+    ahead = (start - now).total_seconds() - (burst - 1) * interval
+    if ahead > 0:
+        return False, booked_until, ahead
+    return True, start + timedelta(seconds=interval), 0.0
+
+
+def _locked(key):
+    RateLimit.objects.get_or_create(key=key)
+    return RateLimit.objects.select_for_update().get(key=key)
+
+
+@transaction.atomic
+def allow(key, *, interval, burst=1):
+    """Take one event of rate `key`; returns 0 when allowed, else the seconds to wait."""
+    row = _locked(key)
+    allowed, row.booked_until, wait = gcra(row.booked_until, timezone.now(), interval, burst)
+    if allowed:
+        row.save(update_fields=["booked_until"])
+    return wait
+
+
+@transaction.atomic
+def reserve(key, count, *, interval):
+    """Book `count` events `interval` seconds apart; returns when the first may start (the i-th
+    starts `i * interval` later). Every caller, in any process, gets slots of its own."""
+    row = _locked(key)
+    start = max(row.booked_until, timezone.now())
+    row.booked_until = start + timedelta(seconds=count * interval)
+    row.save(update_fields=["booked_until"])
+    return start
+
+
+def delay(key, seconds):
+    """Push rate `key` back by `seconds` (Meta said we went too fast)."""
+    with transaction.atomic():
+        row = _locked(key)
+        row.booked_until = max(row.booked_until, timezone.now()) + timedelta(seconds=seconds)
+        row.save(update_fields=["booked_until"])
