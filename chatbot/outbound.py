@@ -24,13 +24,14 @@ import logging
 import random
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -168,15 +169,25 @@ def book_recipients(messages, now):
     # Locked in id order, so two workers booking the same contacts never deadlock.
     locked = Contact.objects.select_for_update().filter(pk__in={m.contact_id for m in messages}).order_by("pk")
     contacts = {contact.pk: contact for contact in locked}
-    waiting = {}
+    waiting, booked = {}, Counter()
     for message in messages:
         contact = contacts[message.contact_id]
         allowed, contact.send_booked_until, wait = ratelimit.gcra(
             contact.send_booked_until, now, PAIR_INTERVAL, PAIR_BURST
         )
-        if not allowed:
+        if allowed:
+            booked[contact.pk] += 1
+        else:
             waiting[message.pk] = now + timedelta(seconds=wait)
-    Contact.objects.bulk_update(contacts.values(), ["send_booked_until"])
+    # One UPDATE per number of messages booked (usually one: a bulk send has one per contact).
+    by_count = defaultdict(list)
+    for contact_id, count in booked.items():
+        by_count[count].append(contact_id)
+    start = Greatest(Coalesce(F("send_booked_until"), Value(now)), Value(now))
+    for count, contact_ids in by_count.items():
+        Contact.objects.filter(pk__in=contact_ids).update(
+            send_booked_until=start + Value(timedelta(seconds=count * PAIR_INTERVAL))
+        )
     return waiting
 
 
@@ -247,25 +258,15 @@ def error_fields(error):
 
 
 def record_sent(outcomes, now):
-    for outcome in outcomes:
-        message = outcome.message
-        message.wamid, message.sent_at = outcome.wamid, now
-        message.error_code, message.error_title, message.error_details = None, "", ""
-    fields = ["wamid", "sent_at", "error_code", "error_title", "error_details"]
-    try:
-        with transaction.atomic():
-            Message.objects.bulk_update([outcome.message for outcome in outcomes], fields)
-    except IntegrityError:
-        # A wamid already stored (Meta's status webhook with our callback data was quicker):
-        # record the others one by one.
+    sent = {"sent_at": now, "claimed_at": None, "error_code": None, "error_title": "", "error_details": ""}
+    with transaction.atomic():  # one commit for the batch
         for outcome in outcomes:
-            with transaction.atomic():
-                Message.objects.filter(pk=outcome.message.pk, wamid__isnull=True).update(wamid=outcome.wamid)
-            Message.objects.filter(pk=outcome.message.pk, sent_at__isnull=True).update(sent_at=now)
-    ids = [outcome.message.pk for outcome in outcomes]
-    Message.objects.filter(pk__in=ids, status=Message.Status.SENDING).update(
-        status=Message.Status.SENT, claimed_at=None
-    )
+            # Still `sending` unless its status webhook came first (with our callback data) and
+            # moved it on: then only what is missing is filled in.
+            mine = Message.objects.filter(pk=outcome.message.pk)
+            if not mine.filter(status=Message.Status.SENDING).update(status=Message.Status.SENT, wamid=outcome.wamid,
+                                                                      **sent):
+                mine.filter(sent_at__isnull=True).update(sent_at=now)
     numbers = {outcome.message.phone_number_id for outcome in outcomes}
     PhoneNumber.objects.filter(pk__in=numbers, token_invalid_at__isnull=False).update(
         token_invalid_at=None, token_fingerprint=""

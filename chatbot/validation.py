@@ -33,80 +33,80 @@ def _at(path, key):
     return f"{path}.{key}" if path else key
 
 
+def _fail(message, field, **params):
+    """Raise with message (already passed through _ for extraction), %-formatted with field and params."""
+    raise InvalidMessage(message % {"field": field, **params}, field)
+
+
 def _object(value, path):
     if not isinstance(value, dict):
-        what = path or _("The request body")
-        raise InvalidMessage(_("%(field)s must be a JSON object.") % {"field": what}, path)
+        _fail(_("%(what)s must be a JSON object."), path, what=path or _("The request body"))
     return value
 
 
-def _list(value, path, low, high=None):
+def _list(value, path, low=None, high=None):
     if not isinstance(value, list):
-        raise InvalidMessage(_("%(field)s must be a list.") % {"field": path}, path)
-    if len(value) < low or (high is not None and len(value) > high):
-        limits = {"field": path, "low": low, "high": high, "count": len(value)}
-        if high is None:
-            raise InvalidMessage(_("%(field)s needs at least %(low)d item (got %(count)d).") % limits, path)
-        raise InvalidMessage(_("%(field)s holds %(low)d to %(high)d items (got %(count)d).") % limits, path)
+        _fail(_("%(field)s must be a list."), path)
+    if low is not None and not low <= len(value) <= high:
+        _fail(_("%(field)s holds %(low)d to %(high)d items (got %(count)d)."), path, low=low, high=high,
+              count=len(value))
     return value
 
 
 def _text(obj, key, path, max_len=None, required=True):
     """obj[key] as a string of at most max_len characters; "" when absent and not required."""
     field, value = _at(path, key), obj.get(key)
-    if value is None and not required:
+    if value is None:
+        if required:
+            _fail(_("%(field)s is required."), field)
         return ""
     if not isinstance(value, str):
-        raise InvalidMessage(_("%(field)s is required and must be a string.") % {"field": field}, field)
+        _fail(_("%(field)s must be a string."), field)
     if required and not value.strip():
-        raise InvalidMessage(_("%(field)s must not be empty.") % {"field": field}, field)
+        _fail(_("%(field)s must not be empty."), field)
     if max_len is not None and len(value) > max_len:
-        raise InvalidMessage(_("%(field)s has at most %(limit)d characters (got %(count)d).")
-                             % {"field": field, "limit": max_len, "count": len(value)}, field)
+        _fail(_("%(field)s has at most %(limit)d characters (got %(count)d)."), field, limit=max_len,
+              count=len(value))
     return value
 
 
 def _equals(obj, key, path, expected):
     if obj.get(key) != expected:
-        field = _at(path, key)
-        raise InvalidMessage(_("%(field)s must be \"%(value)s\".") % {"field": field, "value": expected}, field)
+        _fail(_("%(field)s must be \"%(value)s\"."), _at(path, key), value=expected)
 
 
 def _url(obj, key, path):
     value = _text(obj, key, path)
-    parts = urlsplit(value.strip())
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        field = _at(path, key)
-        raise InvalidMessage(_("%(field)s must be an http(s) URL.") % {"field": field}, field)
+    parts = urlsplit(value)
+    if value != value.strip() or parts.scheme not in {"http", "https"} or not parts.hostname:
+        _fail(_("%(field)s must be an http(s) URL."), _at(path, key))
     return value
 
 
 def _bool(obj, key, path):
     if key in obj and not isinstance(obj[key], bool):
-        field = _at(path, key)
-        raise InvalidMessage(_("%(field)s must be true or false.") % {"field": field}, field)
+        _fail(_("%(field)s must be true or false."), _at(path, key))
 
 
 def _only(obj, keys, path):
     for key in obj:
         if key not in keys:
-            field = _at(path, key)
-            raise InvalidMessage(_("%(field)s is not a field Meta accepts here.") % {"field": field}, field)
+            _fail(_("%(field)s is not a field Meta accepts here."), _at(path, key))
 
 
 def _recipient(value):
     if not isinstance(value, str) or not value.strip():
-        raise InvalidMessage(_("to is required: the customer's phone number with country code."), "to")
+        _fail(_("to is required: the customer's phone number with country code."), "to")
     digits = re.sub(r"[\s().-]", "", value).removeprefix("+")
     if digits.isascii() and digits.isdigit():
         if not 8 <= len(digits) <= 15:
-            raise InvalidMessage(_("to must be a phone number with country code: 8 to 15 digits (got %(count)d).")
-                                 % {"count": len(digits)}, "to")
+            _fail(_("to must be a phone number with country code: 8 to 15 digits (got %(count)d)."), "to",
+                  count=len(digits))
         return digits
     # A business-scoped user ID (WA:business-scoped-user-ids) is opaque: we only check its alphabet.
     if len(value) <= 256 and BSUID.fullmatch(value) and any(c.isalpha() for c in value):
         return value
-    raise InvalidMessage(_("to must be a phone number with country code or a business-scoped user ID."), "to")
+    _fail(_("to must be a phone number with country code or a business-scoped user ID."), "to")
 
 
 # --- Per type --------------------------------------------------------------------------------
@@ -114,8 +114,7 @@ def _recipient(value):
 
 def _media_source(obj, path):
     if ("id" in obj) == ("link" in obj):
-        raise InvalidMessage(_("%(field)s needs exactly one of id (an uploaded media ID) or link (an http(s) URL).")
-                             % {"field": path}, path)
+        _fail(_("%(field)s needs exactly one of id (an uploaded media ID) or link (an http(s) URL)."), path)
     if "id" in obj:
         _text(obj, "id", path)
     else:
@@ -125,8 +124,8 @@ def _media_source(obj, path):
 def check_media(obj, path):
     extra = MEDIA[path]
     if "caption" in obj and "caption" not in extra:
-        raise InvalidMessage(_("A %(type)s message takes no caption (only image, video and document do).")
-                             % {"type": path}, f"{path}.caption")
+        _fail(_("%(type)s messages take no caption (only image, video and document do)."), f"{path}.caption",
+              type=path)
     _only(obj, {"id", "link"} | extra, path)
     _media_source(obj, path)
     _text(obj, "caption", path, 1024, required=False)
@@ -148,9 +147,7 @@ def _coordinate(obj, key, path, bound):
     except (TypeError, ValueError):
         number = None
     if number is None or not math.isfinite(number) or not -bound <= number <= bound:
-        field = _at(path, key)
-        raise InvalidMessage(_("%(field)s must be a number from -%(bound)d to %(bound)d.")
-                             % {"field": field, "bound": bound}, field)
+        _fail(_("%(field)s must be a number from -%(bound)d to %(bound)d."), _at(path, key), bound=bound)
 
 
 def check_location(obj, path):
@@ -168,7 +165,7 @@ def check_contacts(cards, path):
         _text(_object(card.get("name"), f"{card_path}.name"), "formatted_name", f"{card_path}.name")
         for key in ("phones", "emails", "urls", "addresses"):
             if key in card:
-                for item_index, item in enumerate(_list(card[key], f"{card_path}.{key}", 0)):
+                for item_index, item in enumerate(_list(card[key], f"{card_path}.{key}")):
                     _object(item, f"{card_path}.{key}[{item_index}]")
 
 
@@ -178,8 +175,7 @@ def _unique(values, what, fold=False):
     for value, field in values:
         key = value.casefold() if fold else value
         if key in seen:
-            raise InvalidMessage(_("%(what)s must be unique (\"%(value)s\" repeats).")
-                                 % {"what": what, "value": value}, field)
+            _fail(_("%(what)s must be unique (\"%(value)s\" repeats)."), field, what=what, value=value)
         seen.add(key)
 
 
@@ -213,8 +209,8 @@ def _list_action(action, path):
             _text(row, "title", row_path, 24)
             _text(row, "description", row_path, 72, required=False)
     if total > 10:
-        raise InvalidMessage(_("A list message has at most 10 rows across all its sections (got %(count)d).")
-                             % {"count": total}, f"{path}.sections")
+        _fail(_("A list message has at most 10 rows across all its sections (got %(count)d)."), f"{path}.sections",
+              count=total)
     _unique(ids, _("Each row id of a list message"))
 
 
@@ -225,10 +221,6 @@ def _cta_url_action(action, path):
     _url(parameters, "url", f"{path}.parameters")
 
 
-def _location_request_action(action, path):
-    _equals(action, "name", path, "send_location")
-
-
 # interactive.type → (body.text limit, header types allowed, action checker). Other interactive
 # types (product, product_list, flow, …) need catalog or Flow setup this service does not manage,
 # so they are refused rather than passed through unchecked.
@@ -237,18 +229,17 @@ INTERACTIVE = {
     "button": (1024, HEADER_MEDIA, _button_action),
     "list": (4096, ("text",), _list_action),
     "cta_url": (1024, HEADER_MEDIA, _cta_url_action),
-    "location_request_message": (1024, (), _location_request_action),
+    "location_request_message": (1024, (), lambda action, path: _equals(action, "name", path, "send_location")),
 }
 
 
 def _header(header, path, allowed):
     _object(header, path)
     kind = header.get("type")
+    if not allowed:
+        _fail(_("This interactive message takes no header."), f"{path}.type")
     if not isinstance(kind, str) or kind not in allowed:
-        message = _("%(field)s.type must be one of: %(allowed)s.") % {"field": path, "allowed": ", ".join(allowed)}
-        if not allowed:
-            message = _("This interactive message takes no header.")
-        raise InvalidMessage(message, f"{path}.type")
+        _fail(_("%(field)s must be one of: %(allowed)s."), f"{path}.type", allowed=", ".join(allowed))
     if kind == "text":
         _text(header, "text", path, 60)
     else:
@@ -258,8 +249,7 @@ def _header(header, path, allowed):
 def check_interactive(obj, path):
     kind = obj.get("type")
     if not isinstance(kind, str) or kind not in INTERACTIVE:
-        raise InvalidMessage(_("interactive.type must be one of: %(types)s.") % {"types": ", ".join(INTERACTIVE)},
-                             f"{path}.type")
+        _fail(_("%(field)s must be one of: %(allowed)s."), f"{path}.type", allowed=", ".join(INTERACTIVE))
     body_limit, headers, check_action = INTERACTIVE[kind]
     if "header" in obj:
         _header(obj["header"], f"{path}.header", headers)
@@ -272,21 +262,19 @@ def check_interactive(obj, path):
 def check_template(obj, path):
     name = _text(obj, "name", path, 512)
     if not TEMPLATE_NAME.fullmatch(name):
-        raise InvalidMessage(_("A template name has only lowercase letters, digits and underscores."), f"{path}.name")
+        _fail(_("A template name has only lowercase letters, digits and underscores."), f"{path}.name")
     _text(_object(obj.get("language"), f"{path}.language"), "code", f"{path}.language")
-    for index, component in enumerate(_list(obj.get("components", []), f"{path}.components", 0)):
+    for index, component in enumerate(_list(obj.get("components", []), f"{path}.components")):
         component_path = f"{path}.components[{index}]"
         kind = _object(component, component_path).get("type")
         if not isinstance(kind, str) or kind.lower() not in COMPONENT_TYPES:
-            raise InvalidMessage(_("%(field)s.type must be one of: %(types)s.")
-                                 % {"field": component_path, "types": ", ".join(sorted(COMPONENT_TYPES))},
-                                 f"{component_path}.type")
+            _fail(_("%(field)s must be one of: %(allowed)s."), f"{component_path}.type",
+                  allowed=", ".join(sorted(COMPONENT_TYPES)))
         if kind.lower() == "button":
             for key in ("sub_type", "index"):
                 if key not in component:
-                    raise InvalidMessage(_("A button component needs sub_type and index."),
-                                         f"{component_path}.{key}")
-        parameters = _list(component.get("parameters", []), f"{component_path}.parameters", 0)
+                    _fail(_("A button component needs sub_type and index."), f"{component_path}.{key}")
+        parameters = _list(component.get("parameters", []), f"{component_path}.parameters")
         for parameter_index, parameter in enumerate(parameters):
             parameter_path = f"{component_path}.parameters[{parameter_index}]"
             _text(_object(parameter, parameter_path), "type", parameter_path)
@@ -298,8 +286,8 @@ def check_reaction(obj, path):
     emoji = obj.get("emoji")
     # "" removes the reaction; 10 characters leave room for flags, skin tones and ZWJ sequences.
     if not isinstance(emoji, str) or len(emoji) > 10:
-        raise InvalidMessage(_("reaction.emoji must be one emoji (at most 10 characters), or \"\" to remove "
-                               "the reaction."), f"{path}.emoji")
+        _fail(_("%(field)s must be one emoji (at most 10 characters), or \"\" to remove the reaction."),
+              f"{path}.emoji")
 
 
 CHECKS = {"text": check_text, **dict.fromkeys(MEDIA, check_media), "location": check_location,
@@ -314,25 +302,24 @@ def clean_message(data):
     _object(data, "")
     kind = data.get("type")
     if not isinstance(kind, str) or kind not in CHECKS:
-        raise InvalidMessage(_("type must be one of: %(types)s.") % {"types": ", ".join(CHECKS)}, "type")
-    for key, value in data.items():
-        if key in DROPPED and value != DROPPED[key]:
-            raise InvalidMessage(_("%(field)s must be \"%(value)s\".") % {"field": key, "value": DROPPED[key]}, key)
-        if key not in DROPPED and key not in KEPT and key != kind:
-            raise InvalidMessage(_("%(field)s is not a field Meta accepts here.") % {"field": key}, key)
+        _fail(_("%(field)s must be one of: %(allowed)s."), "type", allowed=", ".join(CHECKS))
+    for key in data:
+        if key in DROPPED:
+            _equals(data, key, "", DROPPED[key])
+    _only(data, DROPPED.keys() | KEPT | {kind}, "")
     if "phone_number_id" in data:
         _text(data, "phone_number_id", "")
     message = {"to": _recipient(data.get("to")), "type": kind}
     body = data.get(kind)
     if body is None:
-        raise InvalidMessage(_("A %(type)s message needs a \"%(type)s\" field.") % {"type": kind}, kind)
+        _fail(_("A %(field)s message needs a \"%(field)s\" object."), kind)
     CHECKS[kind](body if kind == "contacts" else _object(body, kind), kind)
     message[kind] = body
     if "context" in data:
         if kind == "reaction":
-            raise InvalidMessage(_("A reaction cannot reply to a message: leave out context."), "context")
+            _fail(_("A reaction cannot reply to a message: leave out context."), "context")
         message["context"] = {"message_id": _text(_object(data["context"], "context"), "message_id", "context")}
-    if "biz_opaque_callback_data" in data:
+    if data.get("biz_opaque_callback_data") is not None:
         message["biz_opaque_callback_data"] = _text(data, "biz_opaque_callback_data", "", 512, required=False)
     return message
 
@@ -371,9 +358,8 @@ def check_template_parameters(message, components):
         if kind == "header" and _media_header(components):
             continue  # an image/video/document header's parameter is the media, not a placeholder
         if given[kind] != expected[kind]:
-            raise InvalidMessage(_("The template's %(part)s takes %(expected)d parameters (got %(given)d).")
-                                 % {"part": kind, "expected": expected[kind], "given": given[kind]},
-                                 where.get(kind, "template.components"))
+            _fail(_("The synced template's %(part)s expects %(expected)d parameters (got %(given)d)."),
+                  where.get(kind, "template.components"), part=kind, expected=expected[kind], given=given[kind])
 
 
 def outbound_text(message):

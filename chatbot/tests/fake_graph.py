@@ -451,6 +451,9 @@ class FakeGraph:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Workers open dozens of pooled connections at once; the default backlog of 5 resets some of
+    # them after the request went out, which looks like a send with an unknown outcome.
+    request_queue_size = 256
     fake = None
 
     def handle_error(self, request, client_address):
@@ -462,6 +465,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     # Keep-alive, as Meta does: graph.py pools connections, and benchmarks need the reuse.
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes; with Nagle's algorithm the body waits for the client's
+    # delayed ACK (40 ms) on every kept-alive request.
+    disable_nagle_algorithm = True
 
     def setup(self):
         super().setup()

@@ -220,3 +220,10 @@ def test_contact_export(client, token, customer):
     }
     assert body["sessions"] == []
     assert [message["text"] for message in body["messages"]] == ["Olá! Seu pedido #42 foi enviado."]
+
+
+def test_the_openapi_document_describes_the_api(client):
+    schema = client.get("/chatbot/api/schema/").json()
+    assert schema["openapi"].startswith("3.")
+    assert set(schema["paths"]) == {"/send/", "/media/", "/api/messages/{id}/", "/api/contacts/{wa_id}/"}
+    assert set(schema["paths"]["/send/"]["post"]["responses"]) >= {"202", "400", "401", "422", "429"}

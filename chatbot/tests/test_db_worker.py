@@ -53,3 +53,24 @@ def test_inbox_thread_survives_a_database_error(client):
         inbox.stopping.set()
         inbox.join(timeout=5)
     assert not inbox.is_alive()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outbox_thread_sends_queued_messages(fake_graph):
+    from django.utils import timezone
+
+    from chatbot import outbound
+    from chatbot.management.commands.db_worker import Outbox
+    from chatbot.models import Contact, PhoneNumber
+
+    customer = Contact.objects.create(wa_id="5511987654321", last_inbound_at=timezone.now())
+    message = outbound.queue(phone_number=PhoneNumber.objects.default(), contact=customer,
+                             message={"type": "text", "text": {"body": "Oi"}}, source=Message.Source.BOT)
+    outbox = Outbox()
+    outbox.start()
+    try:
+        wait_for(lambda: Message.objects.filter(pk=message.pk, status="sent").exists())
+    finally:
+        outbox.stopping.set()
+        outbox.join(timeout=5)
+    assert len(fake_graph.sent()) == 1

@@ -247,3 +247,14 @@ def status_webhook(wamid, status, callback=""):
     return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
         "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": PNID},
         "statuses": [item]}}]}]}
+
+
+def test_a_status_webhook_quicker_than_metas_answer_is_kept(client):
+    message = queue()
+    [claimed] = outbound.claim(timezone.now(), 10)
+    post_signed(client, status_webhook("wamid.EARLY", "delivered", f"hoz:{message.pk}"))
+    inbound.drain()
+    outbound.record([outbound.Outcome(claimed, "sent", wamid="wamid.EARLY", wa_id="5511987654321")])
+    message.refresh_from_db()
+    assert (message.status, message.wamid) == ("delivered", "wamid.EARLY")
+    assert message.sent_at is not None
