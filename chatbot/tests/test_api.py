@@ -227,3 +227,9 @@ def test_the_openapi_document_describes_the_api(client):
     assert schema["openapi"].startswith("3.")
     assert set(schema["paths"]) == {"/send/", "/media/", "/api/messages/{id}/", "/api/contacts/{wa_id}/"}
     assert set(schema["paths"]["/send/"]["post"]["responses"]) >= {"202", "400", "401", "422", "429"}
+
+
+def test_errors_are_in_portuguese_unless_english_is_asked_for(client, token):
+    assert send(client, token, TEXT).json()["error"]["message"].startswith("Mais de 24 horas")
+    english = send(client, token, TEXT, HTTP_ACCEPT_LANGUAGE="en")
+    assert english.json()["error"]["message"].startswith("More than 24 hours")
