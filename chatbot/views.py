@@ -94,7 +94,7 @@ def api_view(view):
             token = api.authenticate(request.headers.get("Authorization"))
             status, body = view(request, token, *args, **kwargs)
         except api.ApiError as error:
-            response = JsonResponse(error.body(), status=error.status)
+            response = JsonResponse(error.body(), status=error.status, json_dumps_params={"ensure_ascii": False})
             for name, value in error.headers.items():
                 response[name] = value
             return response

@@ -243,7 +243,7 @@ STORE_MESSAGE_UP_TO = env_int("STORE_MESSAGE_UP_TO", 90, minimum=1)
 # --- Security ---------------------------------------------------------------------------------
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "/chatbot/dashboard/"
+LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
 SECURE_CONTENT_TYPE_NOSNIFF = True

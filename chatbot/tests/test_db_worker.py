@@ -9,7 +9,7 @@ from chatbot.models import Message, Session, WebhookEvent, WorkerBeat
 from chatbot.tests.helpers import payload_bytes, post_signed
 
 
-def wait_for(condition, seconds=10):
+def wait_for(condition, seconds=30):
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
