@@ -4,9 +4,16 @@ from django.utils.translation import gettext_lazy as _
 from .models import (
     AccountEvent,
     ApiToken,
+    BotSettings,
+    BusinessHours,
     Contact,
     Department,
+    Flow,
+    FlowOption,
+    FlowStep,
+    Holiday,
     IdempotencyKey,
+    KeywordRule,
     Message,
     PendingStatus,
     PhoneNumber,
@@ -130,3 +137,89 @@ class ApiTokenAdmin(admin.ModelAdmin):
         from django.utils import timezone
 
         queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+# --- The bot's configuration ---
+
+
+@admin.register(BotSettings)
+class BotSettingsAdmin(admin.ModelAdmin):
+    fieldsets = [
+        (_("Conversation"), {"fields": ["greeting", "menu_text", "menu_button", "human_option", "fallback_text",
+                                        "fallback_limit"]}),
+        (_("Handoff to people"), {"fields": ["handoff_text", "handoff_timeout_minutes", "handoff_timeout_text",
+                                             "followup_template", "followup_template_language"]}),
+        (_("Business hours"), {"fields": ["out_of_hours_text"]}),
+        (_("Marketing opt-out"), {"fields": ["opt_out_confirm_text", "opt_out_done_text", "opt_in_text"]}),
+        (_("Sessions and spam"), {"fields": ["inactivity_hours", "closing_text", "spam_cooldown_minutes"]}),
+    ]
+
+    def has_add_permission(self, request):
+        return not BotSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        # One row: go straight to it.
+        from django.shortcuts import redirect
+
+        return redirect("admin:chatbot_botsettings_change", BotSettings.load().pk)
+
+
+@admin.register(BusinessHours)
+class BusinessHoursAdmin(admin.ModelAdmin):
+    list_display = ["weekday", "opens", "closes"]
+    list_filter = ["weekday"]
+
+
+@admin.register(Holiday)
+class HolidayAdmin(admin.ModelAdmin):
+    list_display = ["date", "name"]
+    search_fields = ["name"]
+    date_hierarchy = "date"
+
+
+class FlowStepInline(admin.StackedInline):
+    model = FlowStep
+    fk_name = "flow"
+    extra = 0
+    fields = ["name", "text", "save_as", "next_step", "position"]
+    show_change_link = True
+
+
+@admin.register(Flow)
+class FlowAdmin(admin.ModelAdmin):
+    list_display = ["name", "menu_title", "first_step", "position", "is_active"]
+    list_filter = ["is_active"]
+    search_fields = ["name"]
+    inlines = [FlowStepInline]
+
+
+class FlowOptionInline(admin.TabularInline):
+    model = FlowOption
+    fk_name = "step"
+    extra = 1
+    fields = ["title", "action", "next_step", "department", "reply_text", "position"]
+
+
+@admin.register(FlowStep)
+class FlowStepAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "save_as", "next_step"]
+    list_filter = ["flow"]
+    search_fields = ["name", "text"]
+    inlines = [FlowOptionInline]
+
+
+@admin.register(FlowOption)
+class FlowOptionAdmin(admin.ModelAdmin):
+    list_display = ["title", "step", "action", "next_step", "department"]
+    list_filter = ["action"]
+    search_fields = ["title", "reply_text"]
+
+
+@admin.register(KeywordRule)
+class KeywordRuleAdmin(admin.ModelAdmin):
+    list_display = ["pattern", "match", "action", "department", "flow", "position", "is_active"]
+    list_filter = ["match", "action", "is_active"]
+    search_fields = ["pattern", "reply_text"]

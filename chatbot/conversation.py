@@ -1,9 +1,38 @@
 """Conversations: every inbound message belongs to the contact's open session (ticket) on its
-business number; a new one starts when none is open."""
+business number; the bot (`bot.decide`, pure) answers while the session is with it, and people
+take over after a handoff.
 
+A session's turns are serialised by a row lock on the session: two messages arriving together
+never run the bot twice or in parallel, and a session handed to a person is re-read inside the
+lock, so it never gets a bot reply. A turn takes every not-yet-handled message of the contact in
+time order, so the bot answers them in the order the customer wrote them, whichever task ran first.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
 
-from .models import Message, Session
+from . import bot, outbound
+from .models import (
+    BotSettings,
+    BusinessHours,
+    Contact,
+    Department,
+    Flow,
+    FlowStep,
+    Holiday,
+    KeywordRule,
+    Message,
+    Session,
+)
+
+logger = logging.getLogger(__name__)
+
+SPAM_WINDOW = timedelta(minutes=1)
 
 
 def open_session(contact, phone_number, moment):
@@ -22,16 +51,242 @@ def open_session(contact, phone_number, moment):
     return session
 
 
+def load_config():
+    """A snapshot of the bot's configuration (admin-edited rows) for `bot.decide`."""
+    texts = BotSettings.load()
+    options = lambda rows: tuple(  # noqa: E731
+        bot.Option(id=f"o{row.pk}", title=row.title, action=row.action,
+                   target=row.department_id if row.action == "handoff" else
+                   row.next_step_id if row.action == "step" else None, reply=row.reply_text)
+        for row in rows
+    )
+    steps = {
+        step.pk: bot.Step(id=step.pk, text=step.text, options=options(step.options.all()), save_as=step.save_as,
+                          next_step=step.next_step_id)
+        for step in FlowStep.objects.filter(flow__is_active=True).prefetch_related("options")
+    }
+    flows = list(Flow.objects.filter(is_active=True))
+    departments = list(Department.objects.filter(is_active=True))
+    menu = tuple(
+        [bot.Option(id=f"d{department.pk}", title=department.name, action="handoff", target=department.pk)
+         for department in departments]
+        + [bot.Option(id=f"f{flow.pk}", title=flow.menu_title, action="flow", target=flow.pk)
+           for flow in flows if flow.menu_title]
+    )
+    rules = tuple(
+        bot.Rule(match=rule.match, pattern=rule.pattern, action=rule.action,
+                 target=rule.department_id if rule.action == "handoff" else rule.flow_id, reply=rule.reply_text)
+        for rule in KeywordRule.objects.filter(is_active=True)
+    )
+    return bot.Config(
+        texts={
+            "greeting": texts.greeting, "menu": texts.menu_text, "menu_button": texts.menu_button,
+            "human_option": texts.human_option, "fallback": texts.fallback_text,
+            "out_of_hours": texts.out_of_hours_text, "opt_out_confirm": texts.opt_out_confirm_text,
+            "opt_out_done": texts.opt_out_done_text, "opt_in": texts.opt_in_text,
+        },
+        menu=menu,
+        steps=steps,
+        flows={flow.pk: flow.first_step_id for flow in flows},
+        departments={department.pk: department.name for department in departments},
+        rules=rules,
+        hours=bot.weekly_hours(BusinessHours.objects.values_list("weekday", "opens", "closes")),
+        holidays=frozenset(Holiday.objects.values_list("date", flat=True)),
+        fallback_limit=texts.fallback_limit,
+    )
+
+
 @transaction.atomic
 def handle_inbound(message_id):
+    """The follow-up of one stored inbound message (its task); a no-op once handled."""
     message = Message.objects.select_related("contact", "phone_number").get(pk=message_id)
     if message.session_id:
         return message.session
     session = open_session(message.contact, message.phone_number, message.timestamp)
+    waiting = Message.objects.filter(
+        contact=message.contact, phone_number=message.phone_number, direction=Message.Direction.IN,
+        session__isnull=True,
+    ).order_by("timestamp", "pk")
+    config = None
+    for pending in waiting.select_related("contact"):
+        if session.status == Session.Status.CLOSED:
+            session = open_session(message.contact, message.phone_number, pending.timestamp)
+        attach(session, pending)
+        if session.status == Session.Status.BOT and pending.type not in SILENT_TYPES:
+            config = config or load_config()
+            take_turn(session, pending, config)
+    session.save()
+    return session
+
+
+# Messages the bot does not answer: reactions, edits, deletions, Meta's system notices.
+SILENT_TYPES = {"reaction", "edit", "revoke", "system", "unsupported"}
+
+
+def attach(session, message):
+    Message.objects.filter(pk=message.pk).update(session=session)
     message.session = session
-    message.save(update_fields=["session"])
     if message.timestamp > session.last_message_at:
         session.last_message_at = message.timestamp
     session.unread += 1
-    session.save(update_fields=["last_message_at", "unread"])
-    return session
+
+
+def take_turn(session, message, config):
+    contact = message.contact
+    now = timezone.now()
+    if contact.blocked or not contact.window_open(now):
+        return  # nothing may be sent (blocked), or the message is too old to answer (reprocessed)
+    recent = Message.objects.filter(contact=contact, direction=Message.Direction.IN,
+                                    timestamp__gte=message.timestamp - SPAM_WINDOW).count()
+    turn = bot.Turn(
+        text=message.text if message.type in {"text", "button", "interactive"} else "",
+        choice=choice_id(message),
+        state=session.bot_state,
+        now=timezone.localtime(now),
+        new_session=not session.bot_state.get("greeted"),
+        status=session.status,
+        name=contact.name.split(" ")[0] if contact.name else "",
+        muted=bool(session.muted_until and session.muted_until > now),
+        over_limit=recent > settings.MESSAGES_PER_MINUTE,
+    )
+    decision = bot.decide(turn, config)
+    session.bot_state = {**decision.state, "greeted": True}
+    if decision.mute:
+        texts = BotSettings.load()
+        session.muted_until = now + timedelta(minutes=texts.spam_cooldown_minutes)
+        logger.warning("session %s: %s messages in a minute; bot silent until %s", session.pk, recent,
+                       session.muted_until)
+    for reply in decision.replies:
+        send(session, reply, context=None)
+    if decision.opt_out is not None:
+        Contact.objects.filter(pk=contact.pk).update(opted_out=decision.opt_out,
+                                                     opted_out_at=now if decision.opt_out else None)
+    if decision.handoff is not None:
+        hand_off(session, decision.handoff, now)
+    elif decision.close:
+        close(session, now, message=False)
+
+
+def choice_id(message):
+    """The id of the button or list row the customer tapped, if that is what the message is."""
+    payload = message.payload or {}
+    if message.type == "interactive":
+        reply = payload.get("button_reply") or payload.get("list_reply") or {}
+        return str(reply.get("id", ""))
+    if message.type == "button":
+        return str(payload.get("payload", ""))
+    return ""
+
+
+def send(session, reply, context=None):
+    """Queue one reply in the session (inside the caller's transaction: sent only if it commits)."""
+    if context:
+        reply = {**reply, "context": context}
+    return outbound.queue(phone_number=session.phone_number, contact=session.contact, message=reply,
+                          source=Message.Source.BOT, session=session)
+
+
+# --- Handoff and the operators' actions ------------------------------------------------------
+
+
+def hand_off(session, department_id, now):
+    """Put the session in a department's queue and tell the customer their place in it."""
+    department = Department.objects.filter(pk=department_id, is_active=True).first() if department_id else None
+    session.status = Session.Status.WAITING
+    session.department = department
+    session.waiting_since = now
+    session.bot_state = {**session.bot_state, "timeout_notified": False}
+    session.save()
+    ahead = Session.objects.filter(status=Session.Status.WAITING, waiting_since__lt=now).exclude(pk=session.pk)
+    if department:
+        ahead = ahead.filter(department=department)
+    texts = BotSettings.load()
+    body = bot.fill(texts.handoff_text, department=department.name if department else "atendimento",
+                    position=ahead.count() + 1, name=session.contact.name)
+    send(session, bot.text(body))
+
+
+def take(session, user):
+    """An operator takes the session: the bot stops, the customer is theirs."""
+    with transaction.atomic():
+        locked = Session.objects.select_for_update().get(pk=session.pk)
+        if locked.status == Session.Status.CLOSED:
+            return False
+        locked.status = Session.Status.OPEN
+        locked.assigned_to = user
+        locked.first_response_at = locked.first_response_at or timezone.now()
+        locked.unread = 0
+        locked.save()
+    return True
+
+
+def transfer(session, *, department=None, user=None):
+    with transaction.atomic():
+        locked = Session.objects.select_for_update().get(pk=session.pk)
+        locked.department = department or locked.department
+        locked.assigned_to = user
+        locked.status = Session.Status.OPEN if user else Session.Status.WAITING
+        locked.waiting_since = locked.waiting_since if user else timezone.now()
+        locked.save()
+
+
+def return_to_bot(session):
+    with transaction.atomic():
+        locked = Session.objects.select_for_update().get(pk=session.pk)
+        locked.status = Session.Status.BOT
+        locked.assigned_to = None
+        locked.bot_state = {"greeted": True}
+        locked.save()
+
+
+def close(session, now=None, message=True):
+    """Close a session; the customer's next message opens a new one."""
+    now = now or timezone.now()
+    session.status = Session.Status.CLOSED
+    session.closed_at = now
+    session.save()
+    texts = BotSettings.load()
+    if message and texts.closing_text and session.contact.window_open(now):
+        send(session, bot.text(bot.fill(texts.closing_text, name=session.contact.name)))
+
+
+# --- Time-driven work (the worker's inbox thread calls `sweep` every minute) -----------------
+
+
+def sweep(now=None):
+    """Close idle sessions and tell customers waiting too long; returns (closed, notified)."""
+    now = now or timezone.now()
+    texts = BotSettings.load()
+    closed = notified = 0
+    idle = Session.objects.exclude(status=Session.Status.CLOSED).filter(
+        last_message_at__lt=now - timedelta(hours=texts.inactivity_hours)
+    )
+    for session_id in idle.values_list("pk", flat=True)[:500]:
+        with transaction.atomic():
+            session = Session.objects.select_for_update().select_related("contact", "phone_number").get(pk=session_id)
+            if session.status != Session.Status.CLOSED:
+                close(session, now)
+                closed += 1
+    if texts.handoff_timeout_text or texts.followup_template:
+        late = Session.objects.filter(status=Session.Status.WAITING, assigned_to__isnull=True,
+                                      waiting_since__lt=now - timedelta(minutes=texts.handoff_timeout_minutes))
+        late = late.filter(~Q(bot_state__timeout_notified=True))
+        for session_id in late.values_list("pk", flat=True)[:500]:
+            with transaction.atomic():
+                session = Session.objects.select_for_update().select_related("contact", "phone_number").get(
+                    pk=session_id)
+                if session.status == Session.Status.WAITING and not session.bot_state.get("timeout_notified"):
+                    notify_waiting(session, texts, now)
+                    notified += 1
+    return closed, notified
+
+
+def notify_waiting(session, texts, now):
+    """Nobody took the session in time: say so, by template when the 24-hour window has closed."""
+    session.bot_state = {**session.bot_state, "timeout_notified": True}
+    session.save(update_fields=["bot_state"])
+    if session.contact.window_open(now) and texts.handoff_timeout_text:
+        send(session, bot.text(bot.fill(texts.handoff_timeout_text, name=session.contact.name)))
+    elif texts.followup_template:
+        send(session, {"type": "template", "template": {
+            "name": texts.followup_template, "language": {"code": texts.followup_template_language}}})

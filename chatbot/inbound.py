@@ -19,6 +19,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -26,7 +27,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from . import parser, tasks
+from . import conversation, parser, tasks
 from .models import (
     STATUS_RANK,
     AccountEvent,
@@ -232,6 +233,9 @@ def apply_inbound(item, batch):
         change_number(contact, item.payload.get("wa_id") or item.payload.get("new_wa_id", ""))
     # The conversation layer (bot, operators), media download and read receipt run in a worker.
     tasks.handle_inbound_message.enqueue(message.pk)
+    # The worker that applied the message answers it right after commit; the task is the safety net
+    # (and a no-op once the message is handled).
+    transaction.on_commit(partial(conversation.handle_inbound, message.pk), robust=True)
     if message.media_status == Message.MediaStatus.PENDING:
         tasks.download_media.enqueue(message.pk)
     if settings.WHATSAPP_MARK_READ and settings.WHATSAPP_ACCESS_TOKEN and item.type not in NOT_FROM_CUSTOMER:

@@ -22,6 +22,7 @@ check and resend; a duplicate sent to a customer cannot be taken back, a resend 
 import hashlib
 import logging
 import random
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -60,8 +61,14 @@ EXPLANATIONS = {
 }
 
 
+# Set when a message is queued, so this process's outbox starts on it at once instead of at its
+# next look (other processes find it within their poll interval).
+WAKE = threading.Event()
+
+
 def queue(*, phone_number, contact, message, source, session=None, sent_by=None, api_token=None):
     """Queue a checked Cloud API message object (`validation.clean_message`); returns the row."""
+    transaction.on_commit(WAKE.set)
     kind = message["type"]
     context = message.get("context") or {}
     return Message.objects.create(

@@ -8,6 +8,7 @@ variable, never a silent fallback: a typo in production must be loud.
 import os
 import re
 import secrets
+import tempfile
 import zoneinfo
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -89,6 +90,9 @@ def env_database(name, default):
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         }
+        # Tests get a file too: an in-memory database shared between threads fails with "table is
+        # locked" at once instead of waiting, and the worker's threads are tested for real.
+        config["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"hoztech-test-{os.getpid()}.sqlite3")}
     elif engine == "django.db.backends.postgresql":
         if not config.get("NAME"):
             _fail(name, "a postgres URL needs a database name, e.g. postgres://user@host:5432/db")

@@ -40,7 +40,21 @@ def test_changelists_search(admin_client, conversation, query):
 
     for model in apps.get_app_config("chatbot").get_models():
         url = reverse(f"admin:chatbot_{model._meta.model_name}_changelist") + query
-        assert admin_client.get(url).status_code == 200, url
+        assert admin_client.get(url, follow=True).status_code == 200, url
+
+
+def test_bot_settings_open_straight_on_their_one_row(admin_client):
+    response = admin_client.get(reverse("admin:chatbot_botsettings_changelist"), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("admin:chatbot_botsettings_change", args=[1])
+    assert "Olá, {name}!" in response.content.decode()
+
+
+def test_a_bad_regular_expression_is_refused_in_the_admin(admin_client):
+    response = admin_client.post(reverse("admin:chatbot_keywordrule_add"), {
+        "match": "regex", "pattern": "(unclosed", "action": "reply", "reply_text": "x", "position": 0,
+        "is_active": "on"})
+    assert response.status_code == 200
+    assert "regular expression" in response.content.decode() or "expressão regular" in response.content.decode()
 
 
 def test_message_search_finds_by_wamid_and_filters(admin_client, conversation):

@@ -1,6 +1,8 @@
 """Prepare a fresh installation: the default business number, the default departments, the
 operators group and, when nobody can log in yet, an administrator account whose login is printed."""
 
+from datetime import time
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
@@ -8,10 +10,12 @@ from django.db import transaction
 from django.utils.crypto import get_random_string
 from django.utils.translation import gettext as _
 
-from chatbot.models import Department, PhoneNumber
+from chatbot.models import BotSettings, BusinessHours, Department, PhoneNumber
 
 OPERATORS_GROUP = "Operadores"
 DEFAULT_DEPARTMENTS = ["Vendas", "Suporte", "Financeiro"]
+# Monday to Friday 08:00–18:00, Saturday 08:00–12:00: the owner edits them in the admin.
+DEFAULT_HOURS = [(day, time(8), time(18)) for day in range(5)] + [(5, time(8), time(12))]
 
 
 class Command(BaseCommand):
@@ -28,6 +32,10 @@ class Command(BaseCommand):
         if not Department.objects.exists():
             for position, name in enumerate(DEFAULT_DEPARTMENTS):
                 Department.objects.create(name=name, position=position)
+        BotSettings.load()
+        if not BusinessHours.objects.exists():
+            for weekday, opens, closes in DEFAULT_HOURS:
+                BusinessHours.objects.create(weekday=weekday, opens=opens, closes=closes)
 
         url = url.rstrip("/")
         self.stdout.write(_("Business number: %(number)s") % {"number": number})

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands import db_worker
 
-from chatbot import inbound, outbound
+from chatbot import conversation, inbound, outbound
 from chatbot.models import WorkerBeat
 
 logger = logging.getLogger("chatbot.worker")
@@ -27,7 +27,7 @@ logger = logging.getLogger("chatbot.worker")
 # waits before the bot starts on their message (or a queued message starts out).
 POLL_SECONDS = 0.1
 BEAT_SECONDS = 5
-SWEEP_SECONDS = 30
+SWEEP_SECONDS = 30  # idle sessions, late handoffs, sends with no answer
 # Sends in flight per worker: Meta answers in 100-300 ms, so 80 messages/s needs about 25.
 SEND_THREADS = 32
 
@@ -43,7 +43,7 @@ class Loop(threading.Thread):
         while not self.stopping.is_set():
             try:
                 if not self.step():
-                    self.stopping.wait(POLL_SECONDS)
+                    self.idle()
             except Exception:
                 # A lost database connection must not end the thread: the work waits in its table.
                 logger.exception("%s failed; trying again in 1 s", self.name)
@@ -53,6 +53,9 @@ class Loop(threading.Thread):
                 close_old_connections()
         self.close()
 
+    def idle(self):
+        self.stopping.wait(POLL_SECONDS)
+
     def close(self):
         connection.close()
 
@@ -61,7 +64,7 @@ class Inbox(Loop):
     def __init__(self, worker_id):
         super().__init__("webhook-inbox")
         self.worker_id = worker_id
-        self.last_beat = 0.0
+        self.last_beat = self.last_sweep = 0.0
 
     def beat(self):
         if time.monotonic() - self.last_beat < BEAT_SECONDS:
@@ -74,6 +77,9 @@ class Inbox(Loop):
 
     def step(self):
         self.beat()
+        if time.monotonic() - self.last_sweep > SWEEP_SECONDS:
+            conversation.sweep()
+            self.last_sweep = time.monotonic()
         return inbound.drain() > 0
 
 
@@ -89,6 +95,11 @@ class Outbox(Loop):
             outbound.sweep()
             self.last_sweep = time.monotonic()
         return outbound.drain(pool=self.pool) > 0
+
+    def idle(self):
+        # Woken at once by a message queued in this process (a bot reply), else polls.
+        if outbound.WAKE.wait(POLL_SECONDS):
+            outbound.WAKE.clear()
 
     def close(self):
         self.pool.shutdown(wait=True)
