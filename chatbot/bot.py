@@ -6,8 +6,8 @@ and sends what it returns. Rules run in order, and the first that answers ends t
 1. a session waiting for or with a person gets no bot reply;
 2. the spam guard (a contact over MESSAGES_PER_MINUTE) silences the bot for a cool-down;
 3. out of business hours the customer is told so once, then the bot carries on;
-4. global words: menu, atendente/humano (a person), sair/parar (marketing opt-out, confirmed);
-5. a pending confirmation, then the active flow step (options or a question);
+4. the answer to a pending confirmation (marketing opt-out);
+5. global words: menu, atendente/humano (a person), sair/parar (opt-out), then the active flow step;
 6. a main-menu choice; 7. keyword rules; 8. greeting and menu on a new session;
 9. fallback, offering a person after repeated misunderstandings.
 """
@@ -239,7 +239,7 @@ def fallback(turn, config, words, decision):
     return True
 
 
-RULES = [global_words, confirmation, flow_step, menu_choice, keyword_rules, greeting, fallback]
+RULES = [confirmation, global_words, flow_step, menu_choice, keyword_rules, greeting, fallback]
 
 
 # --- Actions ----------------------------------------------------------------------------------

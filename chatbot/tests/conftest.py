@@ -13,12 +13,12 @@ def _test_settings(settings, tmp_path):
 
 @pytest.fixture
 def run_tasks(db):
-    """Apply stored webhook events and run every ready task in this process, as `db_worker` would."""
+    """Apply stored webhook events, run every ready task and send what they queued, as `db_worker` would."""
     from unittest import mock
 
     from django_tasks_db.management.commands.db_worker import Worker
 
-    from chatbot import inbound
+    from chatbot import inbound, outbound
 
     def run():
         inbound.drain(limit=None)
@@ -29,6 +29,8 @@ def run_tasks(db):
                 queue_names=["*"], interval=0, batch=True, backend_name="default", startup_delay=False,
                 max_tasks=None, worker_id="test-worker", excluded_queue_names=[],
             ).run()
+        while outbound.drain():
+            pass
 
     return run
 

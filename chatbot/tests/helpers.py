@@ -1,8 +1,11 @@
 """Shared test helpers: Meta-shaped payload files, signed for real like Meta signs them."""
 
 import json
+import threading
 from pathlib import Path
 from unittest import mock
+
+from django.db import connection
 
 from chatbot import inbound, parser
 from chatbot.webhook import sign
@@ -30,3 +33,23 @@ def post_signed(client, body, secret=None):
 def failing_apply(error):
     """Make applying inbound messages raise `error`, as a bug or an unexpected shape would."""
     return mock.patch.dict(inbound.APPLY, {parser.InboundMessage: mock.Mock(side_effect=error)})
+
+
+def concurrently(function, arguments):
+    """Call function(argument) for each argument at the same instant, each on its own connection."""
+    barrier = threading.Barrier(len(arguments))
+    results = []
+
+    def run(argument):
+        barrier.wait()
+        try:
+            results.append(function(argument))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(argument,)) for argument in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results

@@ -1,7 +1,5 @@
 """Meta delivers the same webhook to several connections at once; on PostgreSQL they really race."""
 
-import threading
-
 import pytest
 from django.db import connection
 from django.test import Client
@@ -9,32 +7,12 @@ from django_tasks_db.models import DBTaskResult
 
 from chatbot import inbound
 from chatbot.models import Contact, Message, WebhookEvent
-from chatbot.tests.helpers import payload_bytes, post_signed
+from chatbot.tests.helpers import concurrently, payload_bytes, post_signed
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="real concurrent transactions need PostgreSQL"),
 ]
-
-
-def concurrently(function, arguments):
-    """Call function(argument) for each argument at the same instant, each on its own connection."""
-    barrier = threading.Barrier(len(arguments))
-    results = []
-
-    def run(argument):
-        barrier.wait()
-        try:
-            results.append(function(argument))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(argument,)) for argument in arguments]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 def deliver_concurrently(body, copies):

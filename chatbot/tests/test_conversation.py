@@ -1,0 +1,153 @@
+"""From a signed webhook through the worker to the fake Graph API: the conversation layer
+(chatbot/conversation.py) with the bot's default configuration."""
+
+from datetime import time, timedelta
+
+import pytest
+from django.utils import timezone
+
+from chatbot import conversation
+from chatbot.models import BotSettings, BusinessHours, Contact, Department, Message, Session
+from chatbot.tests.helpers import post_signed
+from chatbot.webhook import customer_message
+
+pytestmark = pytest.mark.django_db
+
+PNID = "106540352242922"
+WA_ID = "5511987654321"
+
+
+@pytest.fixture(autouse=True)
+def departments():
+    return [Department.objects.create(name=name, position=index)
+            for index, name in enumerate(["Vendas", "Suporte", "Financeiro"])]
+
+
+@pytest.fixture
+def says(client, fake_graph, run_tasks):
+    """The customer sends a message (text, or a tapped button/list row id); returns what Meta got back."""
+    counter = iter(range(10**6))
+
+    def send(text="", choice="", wa_id=WA_ID, run=True):
+        body = customer_message(phone_number_id=PNID, wa_id=wa_id, name="Maria Souza",
+                                wamid=f"wamid.IN{wa_id}{next(counter)}", text=text, choice=choice)
+        before = len(fake_graph.sent())
+        assert post_signed(client, body).status_code == 200
+        if run:
+            run_tasks()
+        return [replied(sent) for sent in fake_graph.sent()[before:]]
+
+    return send
+
+
+def replied(sent):
+    if sent["type"] == "text":
+        return sent["text"]["body"]
+    return sent["interactive"]["body"]["text"]
+
+
+def session():
+    return Session.objects.get(contact__wa_id=WA_ID, status__in=["bot", "waiting", "open"])
+
+
+def test_the_first_message_gets_the_greeting_and_the_menu(says, fake_graph):
+    assert says("oi") == [
+        "Olá, Maria! 👋 Bem-vindo(a) ao nosso atendimento.", "Como podemos ajudar? Escolha uma opção:"]
+    menu = fake_graph.sent()[-1]["interactive"]
+    assert [button["reply"]["title"] for button in menu["action"]["buttons"]] == ["Vendas", "Suporte", "Financeiro"]
+    assert fake_graph.sent()[-1]["to"] == f"+{WA_ID}"
+
+
+def test_a_menu_choice_hands_off_with_the_place_in_the_queue(says, departments):
+    says("oi")
+    other = Session.objects.create(contact=Contact.objects.create(wa_id="5511900000002"), status="waiting",
+                                   phone_number=session().phone_number, department=departments[1],
+                                   waiting_since=timezone.now() - timedelta(minutes=3))
+    assert other
+    [notice] = says("Suporte", choice=f"d{departments[1].pk}")
+    assert "fila de *Suporte* (posição 2)" in notice
+    current = session()
+    assert (current.status, current.department) == ("waiting", departments[1])
+
+
+def test_no_bot_reply_while_waiting_or_with_an_operator(says, departments, django_user_model):
+    says("oi")
+    says("Vendas", choice=f"d{departments[0].pk}")
+    assert says("alô? alguém aí?") == []
+    conversation.take(session(), django_user_model.objects.create_user("ana"))
+    assert says("menu") == []
+    assert session().status == "open"
+
+
+def test_an_operator_can_hand_the_session_back_to_the_bot(says, departments, django_user_model):
+    says("oi")
+    says("Vendas", choice=f"d{departments[0].pk}")
+    conversation.return_to_bot(session())
+    assert says("menu") == ["Como podemos ajudar? Escolha uma opção:"]
+
+
+def test_out_of_hours_the_customer_is_told_once(says):
+    today = timezone.localtime().weekday()
+    BusinessHours.objects.create(weekday=(today + 1) % 7, opens=time(8), closes=time(18))
+    first = says("oi")
+    assert first[0].startswith("Estamos fora do horário de atendimento")
+    assert says("menu") == ["Como podemos ajudar? Escolha uma opção:"]
+
+
+def test_a_burst_engages_the_spam_guard(says, settings, fake_graph):
+    settings.MESSAGES_PER_MINUTE = 30
+    for index in range(40):
+        says(f"spam {index}", run=False)
+    says("spam final")
+    current = session()
+    assert current.muted_until > timezone.now()
+    replies_after_limit = Message.objects.filter(direction="out", session=current).count()
+    assert replies_after_limit <= 2 * 31
+    assert says("menu") == []
+
+
+def test_blocked_contacts_get_nothing(says):
+    says("oi")
+    Contact.objects.filter(wa_id=WA_ID).update(blocked=True)
+    assert says("menu") == []
+
+
+def test_opting_out_of_marketing_by_message(says):
+    says("oi")
+    assert says("parar") == [BotSettings.load().opt_out_confirm_text]
+    says("sim")
+    assert Contact.objects.get(wa_id=WA_ID).opted_out
+
+
+def test_idle_sessions_close_with_a_message_and_the_next_message_starts_anew(says, fake_graph, run_tasks):
+    says("oi")
+    Session.objects.update(last_message_at=timezone.now() - timedelta(hours=25))
+    assert conversation.sweep() == (1, 0)
+    run_tasks()
+    assert replied(fake_graph.sent()[-1]) == "Encerramos este atendimento. Se precisar de algo, é só escrever! 😊"
+    assert says("oi de novo")[0].startswith("Olá, Maria!")
+    assert Session.objects.filter(contact__wa_id=WA_ID).count() == 2
+
+
+def test_customers_waiting_too_long_are_told_once(says, departments, run_tasks, fake_graph):
+    says("oi")
+    says("Vendas", choice=f"d{departments[0].pk}")
+    Session.objects.update(waiting_since=timezone.now() - timedelta(minutes=20))
+    assert conversation.sweep() == (0, 1)
+    run_tasks()
+    assert replied(fake_graph.sent()[-1]).startswith("Nossa equipe está ocupada")
+    assert conversation.sweep() == (0, 0)
+
+
+def test_messages_handled_out_of_order_are_answered_in_order(client, says, fake_graph, run_tasks):
+    says("oi", run=False)
+    says("menu", run=False)
+    from chatbot import inbound
+
+    inbound.drain()
+    second, first = Message.objects.filter(direction="in").order_by("-timestamp", "-pk")
+    conversation.handle_inbound(second.pk)  # the later message's task ran first
+    run_tasks()
+    assert [replied(sent) for sent in fake_graph.sent()] == [
+        "Olá, Maria! 👋 Bem-vindo(a) ao nosso atendimento.", "Como podemos ajudar? Escolha uma opção:",
+        "Como podemos ajudar? Escolha uma opção:"]

@@ -1,0 +1,42 @@
+"""Two messages of one customer handled at the same instant by two workers on PostgreSQL."""
+
+from unittest import mock
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from chatbot import conversation, inbound
+from chatbot.models import Department, Message, Session
+from chatbot.tests.helpers import concurrently, post_signed
+from chatbot.webhook import customer_message
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="real concurrent transactions need PostgreSQL"),
+]
+
+
+def text_webhook(index, body):
+    return customer_message(phone_number_id="106540352242922", wa_id="5511987654321", name="Maria",
+                            wamid=f"wamid.RACE{index}", text=body)
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_two_racing_messages_get_one_turn_each_in_order(run):
+    Department.objects.create(name="Vendas")
+    for index, body in enumerate(["oi", "atendente"]):
+        assert post_signed(Client(), text_webhook(index, body)).status_code == 200
+    with mock.patch("chatbot.conversation.handle_inbound"):  # keep the turns for the race below
+        inbound.drain()
+    incoming = list(Message.objects.filter(direction="in").order_by("pk").values_list("pk", flat=True))
+
+    concurrently(conversation.handle_inbound, list(reversed(incoming)))
+
+    replies = list(Message.objects.filter(direction="out").order_by("pk").values_list("text", flat=True))
+    assert replies[0].startswith("Olá, Maria!")  # "oi" answered first: greeting and menu,
+    assert replies[1] == "Como podemos ajudar? Escolha uma opção:"
+    assert "fila de *Vendas*" in replies[2]  # then "atendente": the only department takes it
+    assert len(replies) == 3  # one turn each, never a second greeting
+    assert Session.objects.get().status == "waiting"
+    assert Message.objects.filter(direction="in", session__isnull=True).count() == 0
