@@ -59,3 +59,54 @@ def test_create_api_token_prints_the_token_alone_on_the_last_line():
 def test_unknown_subcommand_is_refused():
     with pytest.raises(CommandError):
         run("fly-to-the-moon")
+
+
+# --- simulate and send ---
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulate_plays_the_customer_and_prints_the_bots_answers(live_server, settings):
+    from chatbot.management.commands.db_worker import Inbox
+    from chatbot.models import Department
+
+    settings.WHATSAPP_ACCESS_TOKEN = ""
+    Department.objects.create(name="Vendas", position=1)
+    Department.objects.create(name="Suporte", position=2)
+    inbox = Inbox("test")
+    inbox.start()
+    try:
+        output = run("simulate", "--from", "5511977776666", "--name", "Joana", "--url",
+                     f"{live_server.url}/chatbot/webhook/", "oi")
+    finally:
+        inbox.stopping.set()
+        inbox.join(timeout=10)
+    lines = output.splitlines()
+    assert lines[0] == "Joana: oi"
+    assert lines[1].endswith("Olá, Joana! 👋 Bem-vindo(a) ao nosso atendimento.")
+    assert lines[2].endswith("Como podemos ajudar? Escolha uma opção:  [Vendas] | [Suporte]")
+
+
+def test_simulate_says_when_nothing_listens():
+    with pytest.raises(CommandError, match="start the product first"):
+        run("simulate", "--url", "http://127.0.0.1:9/chatbot/webhook/", "oi")
+
+
+def test_simulate_needs_the_app_secret(settings):
+    settings.WHATSAPP_APP_SECRET = ""
+    with pytest.raises(CommandError, match="WHATSAPP_APP_SECRET"):
+        run("simulate", "oi")
+
+
+def test_send_queues_a_text_inside_the_window(settings):
+    from django.utils import timezone
+
+    from chatbot.models import Contact
+
+    Contact.objects.create(wa_id="5511987654321", last_inbound_at=timezone.now())
+    assert "queued" in run("send", "5511987654321", "Seu pedido chegou!") or "fila" in run("send", "5511987654321", "x")
+    assert Message.objects.filter(direction="out", text="Seu pedido chegou!").exists()
+
+
+def test_send_outside_the_window_is_refused_with_the_reason():
+    with pytest.raises(CommandError, match="24 horas|24 hours"):
+        run("send", "5511987654321", "Oi")

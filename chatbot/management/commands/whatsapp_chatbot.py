@@ -4,13 +4,27 @@ Each subcommand is a small method; errors are one sentence on stderr and a non-z
 """
 
 import sys
+import time
+import uuid
 
+import requests
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from chatbot import inbound
-from chatbot.models import ApiToken, WebhookEvent
+from chatbot import api, inbound, webhook
+from chatbot.models import ApiToken, Message, PhoneNumber, WebhookEvent
+
+
+def describe(message):
+    """One line for a message in a terminal: its text, and the options of buttons and lists."""
+    payload = message.payload or {}
+    action = payload.get("action") or {}
+    titles = [button["reply"]["title"] for button in action.get("buttons", [])]
+    titles += [row["title"] for section in action.get("sections", []) for row in section.get("rows", [])]
+    options = "  " + " | ".join(f"[{title}]" for title in titles) if titles else ""
+    return f"{message.text}{options}"
 
 
 def progress(iterable, total, label, stream=sys.stderr):
@@ -44,6 +58,20 @@ class Command(BaseCommand):
         )
         token.add_argument("name", help=_("Who uses the token, e.g. ERP."))
 
+        simulate = commands.add_parser(
+            "simulate", help=_("Play the customer: post a signed Meta-shaped message to the webhook."),
+            description=_("Needs the product running (make run); prints the bot's answers."),
+        )
+        simulate.add_argument("text", help=_("What the customer writes."))
+        simulate.add_argument("--from", dest="wa_id", default="5511999990000", help=_("The customer's number."))
+        simulate.add_argument("--name", default="Cliente Teste", help=_("The customer's profile name."))
+        simulate.add_argument("--url", default="http://127.0.0.1:8000/chatbot/webhook/", help=_("The webhook URL."))
+        simulate.add_argument("--wait", type=float, default=5, help=_("Seconds to wait for the answers."))
+
+        send = commands.add_parser("send", help=_("Send a text message (only inside the 24-hour window)."))
+        send.add_argument("to", help=_("The customer's number with country code."))
+        send.add_argument("text", help=_("The message."))
+
     def handle(self, *args, subcommand, **options):
         handler = getattr(self, "handle_" + subcommand.replace("-", "_"))
         return handler(**options)
@@ -70,6 +98,50 @@ class Command(BaseCommand):
         )
         if outcome["failed"]:
             raise CommandError(_("Some events still fail; see their error in the admin (Webhook events)."))
+
+    def handle_simulate(self, *, text, wa_id, name, url, wait, **options):
+        if not settings.WHATSAPP_APP_SECRET:
+            raise CommandError(_("WHATSAPP_APP_SECRET is not set, so the webhook refuses every message."))
+        wamid = f"wamid.SIMULATED{uuid.uuid4().hex}"
+        body = webhook.customer_message(phone_number_id=PhoneNumber.objects.default().phone_number_id,
+                                        wa_id=wa_id, name=name, wamid=wamid, text=text)
+        try:
+            response = requests.post(url, data=body, timeout=10, headers={
+                "Content-Type": "application/json", "X-Hub-Signature-256": webhook.sign(body)})
+        except requests.RequestException:
+            raise CommandError(_("Nothing answers at %(url)s: start the product first (make run).") % {"url": url}) \
+                from None
+        if response.status_code != 200:
+            raise CommandError(_("The webhook answered %(status)s: %(reason)s") % {
+                "status": response.status_code, "reason": response.text[:200]})
+        self.stdout.write(f"{name}: {text}")
+        for reply in self.bot_replies(wamid, wait):
+            self.stdout.write(_("bot: %(text)s") % {"text": reply})
+
+    def bot_replies(self, wamid, wait):
+        """The bot's answers to the message `wamid`, as they are queued (up to `wait` seconds)."""
+        deadline = time.monotonic() + wait
+        seen, quiet_since = [], None
+        # Until the deadline, or until a second passes with no new answer after the first.
+        while time.monotonic() < deadline and (quiet_since is None or time.monotonic() - quiet_since < 1.0):
+            message = Message.objects.filter(wamid=wamid).exclude(session=None).first()
+            if message:
+                replies = Message.objects.filter(session=message.session, direction=Message.Direction.OUT,
+                                                 created_at__gte=message.created_at).order_by("pk")
+                for reply in replies[len(seen):]:
+                    seen.append(reply)
+                    quiet_since = time.monotonic()
+                    yield describe(reply)
+            time.sleep(0.1)
+        if not seen:
+            self.stderr.write(_("No answer yet: is the worker running (python manage.py db_worker)?"))
+
+    def handle_send(self, *, to, text, **options):
+        try:
+            answer = api.queue_message(None, {"to": to, "type": "text", "text": {"body": text}})
+        except api.ApiError as error:
+            raise CommandError(error.message) from None
+        self.stdout.write(_("Message %(id)s queued to %(to)s.") % answer)
 
     def handle_create_api_token(self, *, name, **options):
         if not name.strip():
