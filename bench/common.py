@@ -100,10 +100,11 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def open_loop(port, path, requests, rate, threads=32, timeout=10):
+def open_loop(port, path, requests, rate, threads=32, timeout=10, due_times=None):
     """Send `requests` (a list of (headers, body)) at `rate` per second on schedule, whatever the
     answers' speed; latency counts from the scheduled time, so a slow server cannot hide its queue
-    (no coordinated omission). Returns (latencies in ms of 200 answers, count of other answers)."""
+    (no coordinated omission). Returns (latencies in ms of 200 answers, count of other answers);
+    `due_times`, a dict, gets each request's scheduled time.monotonic()."""
     start = time.monotonic() + 0.2
     next_index = iter(range(len(requests)))
     lock = threading.Lock()
@@ -117,6 +118,8 @@ def open_loop(port, path, requests, rate, threads=32, timeout=10):
             if index is None:
                 break
             due = start + index / rate
+            if due_times is not None:
+                due_times[index] = due
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)

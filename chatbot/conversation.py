@@ -9,6 +9,7 @@ time order, so the bot answers them in the order the customer wrote them, whiche
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -51,9 +52,23 @@ def open_session(contact, phone_number, moment):
     return session
 
 
+# The configuration is read at most this often per process: eight queries saved on every turn,
+# and an owner's change in the admin reaches every worker within this many seconds.
+CONFIG_TTL = 5.0
+_config_cache = {"at": float("-inf"), "config": None, "settings": None}
+
+
 def load_config():
-    """A snapshot of the bot's configuration (admin-edited rows) for `bot.decide`."""
-    texts = BotSettings.load()
+    """A snapshot of the bot's configuration and settings row, (config, settings), at most
+    CONFIG_TTL seconds old."""
+    if time.monotonic() - _config_cache["at"] > CONFIG_TTL:
+        settings_row = BotSettings.load()
+        _config_cache.update(config=read_config(settings_row), settings=settings_row, at=time.monotonic())
+    return _config_cache["config"], _config_cache["settings"]
+
+
+def read_config(texts):
+    """The bot's configuration (admin-edited rows) as `bot.Config`."""
     options = lambda rows: tuple(  # noqa: E731
         bot.Option(id=f"o{row.pk}", title=row.title, action=row.action,
                    target=row.department_id if row.action == "handoff" else
@@ -107,14 +122,12 @@ def handle_inbound(message_id):
         contact=message.contact, phone_number=message.phone_number, direction=Message.Direction.IN,
         session__isnull=True,
     ).order_by("timestamp", "pk")
-    config = None
     for pending in waiting.select_related("contact"):
         if session.status == Session.Status.CLOSED:
             session = open_session(message.contact, message.phone_number, pending.timestamp)
         attach(session, pending)
         if session.status == Session.Status.BOT and pending.type not in SILENT_TYPES:
-            config = config or load_config()
-            take_turn(session, pending, config)
+            take_turn(session, pending, *load_config())
     session.save()
     return session
 
@@ -131,7 +144,7 @@ def attach(session, message):
     session.unread += 1
 
 
-def take_turn(session, message, config):
+def take_turn(session, message, config, texts):
     contact = message.contact
     now = timezone.now()
     if contact.blocked or not contact.window_open(now):
@@ -152,7 +165,6 @@ def take_turn(session, message, config):
     decision = bot.decide(turn, config)
     session.bot_state = {**decision.state, "greeted": True}
     if decision.mute:
-        texts = BotSettings.load()
         session.muted_until = now + timedelta(minutes=texts.spam_cooldown_minutes)
         logger.warning("session %s: %s messages in a minute; bot silent until %s", session.pk, recent,
                        session.muted_until)
@@ -162,7 +174,7 @@ def take_turn(session, message, config):
         Contact.objects.filter(pk=contact.pk).update(opted_out=decision.opt_out,
                                                      opted_out_at=now if decision.opt_out else None)
     if decision.handoff is not None:
-        hand_off(session, decision.handoff, now)
+        hand_off(session, decision.handoff, now, texts)
     elif decision.close:
         close(session, now, message=False)
 
@@ -189,7 +201,7 @@ def send(session, reply, context=None):
 # --- Handoff and the operators' actions ------------------------------------------------------
 
 
-def hand_off(session, department_id, now):
+def hand_off(session, department_id, now, texts):
     """Put the session in a department's queue and tell the customer their place in it."""
     department = Department.objects.filter(pk=department_id, is_active=True).first() if department_id else None
     session.status = Session.Status.WAITING
@@ -200,7 +212,6 @@ def hand_off(session, department_id, now):
     ahead = Session.objects.filter(status=Session.Status.WAITING, waiting_since__lt=now).exclude(pk=session.pk)
     if department:
         ahead = ahead.filter(department=department)
-    texts = BotSettings.load()
     body = bot.fill(texts.handoff_text, department=department.name if department else "atendimento",
                     position=ahead.count() + 1, name=session.contact.name)
     send(session, bot.text(body))

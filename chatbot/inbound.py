@@ -232,9 +232,10 @@ def apply_inbound(item, batch):
     if item.type == "system" and item.payload.get("type") == "user_changed_number":
         change_number(contact, item.payload.get("wa_id") or item.payload.get("new_wa_id", ""))
     # The conversation layer (bot, operators), media download and read receipt run in a worker.
-    tasks.handle_inbound_message.enqueue(message.pk)
-    # The worker that applied the message answers it right after commit; the task is the safety net
-    # (and a no-op once the message is handled).
+    # The worker that applied the message answers it right after commit; the task, committed with
+    # the message, is the safety net should that worker stop first: it runs a little later, and is
+    # a no-op once the message is handled (running both at once would only fight over the lock).
+    tasks.schedule_conversation(message.pk)
     transaction.on_commit(partial(conversation.handle_inbound, message.pk), robust=True)
     if message.media_status == Message.MediaStatus.PENDING:
         tasks.download_media.enqueue(message.pk)

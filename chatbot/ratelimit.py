@@ -24,8 +24,11 @@ def gcra(booked_until, now, interval, burst=1):
 
 
 def _locked(key):
-    RateLimit.objects.get_or_create(key=key)
-    return RateLimit.objects.select_for_update().get(key=key)
+    try:
+        return RateLimit.objects.select_for_update().get(key=key)
+    except RateLimit.DoesNotExist:
+        RateLimit.objects.bulk_create([RateLimit(key=key)], ignore_conflicts=True)  # a race creates it once
+        return RateLimit.objects.select_for_update().get(key=key)
 
 
 @transaction.atomic

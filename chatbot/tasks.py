@@ -33,6 +33,13 @@ def apply_pending_statuses(wamid, attempt=0):
         schedule_pending_statuses(wamid, attempt + 1)
 
 
+CONVERSATION_SAFETY_DELAY = timedelta(seconds=10)
+
+
+def schedule_conversation(message_id):
+    handle_inbound_message.using(run_after=timezone.now() + CONVERSATION_SAFETY_DELAY).enqueue(message_id)
+
+
 def schedule_pending_statuses(wamid, attempt=0):
     run_after = timezone.now() + timedelta(seconds=PENDING_STATUS_DELAYS[attempt])
     apply_pending_statuses.using(run_after=run_after).enqueue(wamid, attempt)

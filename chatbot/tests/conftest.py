@@ -9,6 +9,10 @@ def _test_settings(settings, tmp_path):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.MEDIA_ROOT = tmp_path / "media"
+    # Each test configures its own bot: nothing cached from the one before.
+    from chatbot import conversation
+
+    conversation._config_cache["at"] = float("-inf")
 
 
 @pytest.fixture
@@ -18,10 +22,18 @@ def run_tasks(db):
 
     from django_tasks_db.management.commands.db_worker import Worker
 
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
     from chatbot import inbound, outbound
 
     def run():
         inbound.drain(limit=None)
+        # Inside a test's transaction nothing commits, so the on-commit turn never runs: the
+        # conversation's safety-net task does the work, now rather than after its delay.
+        DBTaskResult.objects.filter(task_path="chatbot.tasks.handle_inbound_message").update(
+            run_after=timezone.now()
+        )
         # The worker closes "old" connections between tasks; inside a test's transaction that
         # would close the test's own connection.
         with mock.patch("django_tasks_db.management.commands.db_worker.close_old_connections"):

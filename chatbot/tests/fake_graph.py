@@ -184,6 +184,9 @@ class FakeGraph:
         self.media = {}  # id -> File
         self.wamids = []
         self._per_second = Counter()
+        # When each recipient got its first message (time.monotonic(), which every process on the
+        # machine shares): the reply-latency benchmark reads it.
+        self._first_send_to = {}
         self._failures = []
         self._drops = []
         # Never reset: a reset between benchmark runs must not hand out a wamid the app already
@@ -266,7 +269,7 @@ class FakeGraph:
         """What `GET /_fake/stats` answers: accepted sends, sends received per second, wamids issued."""
         with self._lock:
             return {"messages": len(self.wamids), "per_second": {str(k): v for k, v in self._per_second.items()},
-                    "wamids": list(self.wamids)}
+                    "wamids": list(self.wamids), "first_send_to": dict(self._first_send_to)}
 
     def reset(self):
         """What `POST /_fake/reset` does: forget requests, counts and scripts (ids keep counting)."""
@@ -274,6 +277,7 @@ class FakeGraph:
             self.requests.clear()
             self.wamids.clear()
             self._per_second.clear()
+            self._first_send_to.clear()
             self._failures.clear()
             self._drops.clear()
 
@@ -298,6 +302,7 @@ class FakeGraph:
                 self.requests.append(request)
             if self._is_send(method, path, request.json):
                 self._per_second[int(request.time)] += 1
+                self._first_send_to.setdefault(str(request.json.get("to")), request.time)
             drop = self._take(self._drops, path)
         if headers.get("Authorization") != f"Bearer {self.token}":
             answer = error_answer(190, 401, subcode=463)

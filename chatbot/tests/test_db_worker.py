@@ -17,10 +17,11 @@ def wait_for(condition, seconds=30):
 
 
 @pytest.mark.django_db
-def test_batch_applies_stored_events_then_runs_their_tasks(client):
+def test_batch_applies_stored_events_then_runs_their_tasks(client, django_capture_on_commit_callbacks):
     post_signed(client, payload_bytes("text"))
     # The worker closes "old" connections between tasks, which would close the test's own.
-    with mock.patch("django_tasks_db.management.commands.db_worker.close_old_connections"):
+    with (mock.patch("django_tasks_db.management.commands.db_worker.close_old_connections"),
+          django_capture_on_commit_callbacks(execute=True)):
         call_command("db_worker", "--batch", "--no-reload", "--no-startup-delay", "--queue-name", "*", verbosity=0)
     assert WebhookEvent.objects.get().result == "processed"
     assert Message.objects.get().session == Session.objects.get()
