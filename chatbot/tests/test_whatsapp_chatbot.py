@@ -87,7 +87,7 @@ def test_simulate_plays_the_customer_and_prints_the_bots_answers(live_server, se
 
 
 def test_simulate_says_when_nothing_listens():
-    with pytest.raises(CommandError, match="start the product first"):
+    with pytest.raises(CommandError, match=r"inicie o produto antes \(make run\)"):
         run("simulate", "--url", "http://127.0.0.1:9/chatbot/webhook/", "oi")
 
 
