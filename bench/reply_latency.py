@@ -11,6 +11,7 @@ time.monotonic(), which all processes on the machine share.
 """
 
 import argparse
+import os
 import sys
 import time
 from contextlib import ExitStack
@@ -66,16 +67,15 @@ def main():
         env = server_env(database_url, WHATSAPP_GRAPH_URL=url, WHATSAPP_ACCESS_TOKEN=TOKEN, LOG_LEVEL="WARNING",
                          WHATSAPP_MARK_READ="false")
         manage(env, "migrate", "--noinput")
-        manage(env, "shell", "-c", "from chatbot.models import Department as D; "
-                                   "[D.objects.create(name=n, position=i) for i, n in enumerate(['Vendas', 'Suporte'])]")
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        import os
-
         os.environ.update(env)
         os.environ["DJANGO_SETTINGS_MODULE"] = "hoztech.settings"
         import django
 
         django.setup()
+        from chatbot.models import Department
+
+        for position, name in enumerate(["Vendas", "Suporte"]):
+            Department.objects.create(name=name, position=position)
         count = options.rate * options.seconds
         requests = webhooks(count)
         port = free_port()

@@ -20,9 +20,8 @@ def run_tasks(db):
     """Apply stored webhook events, run every ready task and send what they queued, as `db_worker` would."""
     from unittest import mock
 
-    from django_tasks_db.management.commands.db_worker import Worker
-
     from django.utils import timezone
+    from django_tasks_db.management.commands.db_worker import Worker
     from django_tasks_db.models import DBTaskResult
 
     from chatbot import inbound, outbound
