@@ -72,11 +72,13 @@ def test_simulate_plays_the_customer_and_prints_the_bots_answers(live_server, se
     settings.WHATSAPP_ACCESS_TOKEN = ""
     Department.objects.create(name="Vendas", position=1)
     Department.objects.create(name="Suporte", position=2)
+    customer = ["simulate", "--from", "5511977776666", "--name", "Joana", "--url", f"{live_server.url}/chatbot/webhook/"]
     inbox = Inbox("test")
     inbox.start()
     try:
-        output = run("simulate", "--from", "5511977776666", "--name", "Joana", "--url",
-                     f"{live_server.url}/chatbot/webhook/", "oi")
+        output = run(*customer, "oi")
+        waiting = run(*customer, "Vendas")
+        silent = run(*customer, "--wait", "1", "oi?")
     finally:
         inbox.stopping.set()
         inbox.join(timeout=10)
@@ -84,6 +86,8 @@ def test_simulate_plays_the_customer_and_prints_the_bots_answers(live_server, se
     assert lines[0] == "Joana: oi"
     assert lines[1].endswith("Olá, Joana! 👋 Bem-vindo(a) ao nosso atendimento.")
     assert lines[2].endswith("Como podemos ajudar? Escolha uma opção:  [Vendas] | [Suporte]")
+    assert "fila de *Vendas* (posição 1)" in waiting
+    assert silent.splitlines()[-1] == "(A conversa está com um atendente: o robô não responde.)"
 
 
 def test_simulate_says_when_nothing_listens():

@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from chatbot import api, inbound, webhook
-from chatbot.models import ApiToken, Message, PhoneNumber, WebhookEvent
+from chatbot.models import ApiToken, Message, PhoneNumber, Session, WebhookEvent
 
 
 def describe(message):
@@ -121,7 +121,7 @@ class Command(BaseCommand):
     def bot_replies(self, wamid, wait):
         """The bot's answers to the message `wamid`, as they are queued (up to `wait` seconds)."""
         deadline = time.monotonic() + wait
-        seen, quiet_since = [], None
+        seen, quiet_since, message = [], None, None
         # Until the deadline, or until a second passes with no new answer after the first.
         while time.monotonic() < deadline and (quiet_since is None or time.monotonic() - quiet_since < 1.0):
             message = Message.objects.filter(wamid=wamid).exclude(session=None).first()
@@ -133,7 +133,11 @@ class Command(BaseCommand):
                     quiet_since = time.monotonic()
                     yield describe(reply)
             time.sleep(0.1)
-        if not seen:
+        if seen:
+            return
+        if message and message.session.status != Session.Status.BOT:
+            self.stdout.write(_("(The conversation is with a person: the bot does not answer.)"))
+        else:
             self.stderr.write(_("No answer yet: is the worker running (python manage.py db_worker)?"))
 
     def handle_send(self, *, to, text, **options):
