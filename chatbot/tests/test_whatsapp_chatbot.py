@@ -72,7 +72,8 @@ def test_simulate_plays_the_customer_and_prints_the_bots_answers(live_server, se
     settings.WHATSAPP_ACCESS_TOKEN = ""
     Department.objects.create(name="Vendas", position=1)
     Department.objects.create(name="Suporte", position=2)
-    customer = ["simulate", "--from", "5511977776666", "--name", "Joana", "--url", f"{live_server.url}/chatbot/webhook/"]
+    url = f"{live_server.url}/chatbot/webhook/"
+    customer = ["simulate", "--from", "5511977776666", "--name", "Joana", "--url", url]
     inbox = Inbox("test")
     inbox.start()
     try:
