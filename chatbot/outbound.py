@@ -23,7 +23,6 @@ import hashlib
 import logging
 import random
 import threading
-import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -64,6 +63,8 @@ EXPLANATIONS = {
 # Set when a message is queued, so this process's outbox starts on it at once instead of at its
 # next look (other processes find it within their poll interval).
 WAKE = threading.Event()
+# Set when the worker stops: messages claimed but not yet sent go back to the queue.
+STOPPING = threading.Event()
 
 
 def queue(*, phone_number, contact, message, source, session=None, sent_by=None, api_token=None):
@@ -125,7 +126,7 @@ def token_refused():
 @dataclass
 class Outcome:
     message: Message
-    result: str  # sent | retry | pair_limit | throughput | token | unknown | failed
+    result: str  # sent | retry | pair_limit | throughput | token | unknown | failed | released
     wamid: str = ""
     wa_id: str = ""
     error: graph.GraphError | None = None
@@ -146,6 +147,8 @@ def drain(*, pool=None, limit=BATCH):
 
 def claim(now, limit):
     """Take due queued messages for this worker; those over a recipient's pair limit wait."""
+    if STOPPING.is_set():
+        return []
     paused = PhoneNumber.objects.filter(
         token_fingerprint=token_fingerprint(), token_invalid_at__gt=now - TOKEN_PAUSE
     ) if settings.WHATSAPP_ACCESS_TOKEN else PhoneNumber.objects.none()
@@ -219,8 +222,8 @@ def book_numbers(messages):
 def send_at(job):
     message, start = job
     wait = (start - timezone.now()).total_seconds()
-    if wait > 0:
-        time.sleep(wait)
+    if STOPPING.is_set() or (wait > 0 and STOPPING.wait(wait)):
+        return Outcome(message, "released")
     return send(message)
 
 
@@ -349,6 +352,13 @@ def record_token(outcome, now):
                  message.phone_number)
 
 
+def record_released(outcome, now):
+    """Claimed but never sent (the worker is stopping): back to the queue for any worker."""
+    Message.objects.filter(pk=outcome.message.pk, status=Message.Status.SENDING).update(
+        status=Message.Status.QUEUED, claimed_at=None, attempts=F("attempts") - 1
+    )
+
+
 def record_unknown(outcome, now):
     # Stays `sending`: see the module docstring.
     Message.objects.filter(pk=outcome.message.pk).update(**error_fields(outcome.error))
@@ -368,6 +378,7 @@ RECORD = {
     "throughput": record_throughput,
     "token": record_token,
     "unknown": record_unknown,
+    "released": record_released,
     "failed": fail,
 }
 

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone, translation
 
 from chatbot import api, inbound, outbound
@@ -258,3 +259,30 @@ def test_a_status_webhook_quicker_than_metas_answer_is_kept(client):
     message.refresh_from_db()
     assert (message.status, message.wamid) == ("delivered", "wamid.EARLY")
     assert message.sent_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stopping_worker_hands_unsent_messages_back(fake_graph, settings):
+    import threading
+    import time
+
+    settings.WHATSAPP_MESSAGES_PER_SECOND = 1  # slots a second apart: the later ones are still waiting
+    messages = [queue(to=contact(f"551190000000{index}")) for index in range(3)]
+    def work():
+        try:
+            outbound.drain()
+        finally:
+            connection.close()  # this thread's own
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    time.sleep(0.3)
+    outbound.STOPPING.set()
+    try:
+        worker.join(timeout=10)
+    finally:
+        outbound.STOPPING.clear()
+    statuses = [Message.objects.get(pk=message.pk).status for message in messages]
+    assert statuses == ["sent", "queued", "queued"]
+    assert len(fake_graph.sent()) == 1
+    assert Message.objects.get(pk=messages[1].pk).attempts == 0

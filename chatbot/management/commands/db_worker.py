@@ -6,6 +6,7 @@ which sends queued messages (`outbound.drain`). Rows are claimed with SKIP LOCKE
 on every machine shares both queues: adding workers adds capacity.
 """
 
+import atexit
 import logging
 import os
 import socket
@@ -106,6 +107,12 @@ class Outbox(Loop):
         super().close()
 
 
+def stop_outbox(outbox, grace=25):
+    outbound.STOPPING.set()
+    outbox.stopping.set()
+    outbox.join(timeout=grace)
+
+
 class Command(db_worker.Command):
     help = "Run a background worker: applies stored webhook events, sends queued messages, runs tasks."
 
@@ -117,5 +124,9 @@ class Command(db_worker.Command):
         # With --reload the parent process only watches files; the child does the work.
         elif not options["reload"] or os.environ.get(DJANGO_AUTORELOAD_ENV) == "true":
             Inbox(options["worker_id"]).start()
-            Outbox().start()
+            outbox = Outbox()
+            outbox.start()
+            # The tasks worker exits on SIGTERM; before the process ends, messages claimed but not
+            # yet sent go back to the queue, and sends under way get their answer recorded.
+            atexit.register(stop_outbox, outbox)
         super().handle(*args, **options)
