@@ -53,6 +53,15 @@ def server_env(database_url, **extra):
     return env
 
 
+def setup_django(env):
+    """Use the product's models from the benchmark process itself, on the benchmark's database."""
+    import django
+
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "hoztech.settings"
+    django.setup()
+
+
 def manage(env, *args):
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 

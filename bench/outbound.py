@@ -10,7 +10,6 @@ distinct recipients, as a bulk notification does, so the pair rate limit does no
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,7 +19,17 @@ from urllib.request import Request, urlopen
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PYTHON, ROOT, fresh_database, machine, manage, process, save, server_env  # noqa: E402
+from bench.common import (  # noqa: E402
+    PYTHON,
+    ROOT,
+    fresh_database,
+    machine,
+    manage,
+    process,
+    save,
+    server_env,
+    setup_django,
+)
 
 TOKEN = "bench-token"
 UNCAPPED = 100_000
@@ -111,11 +120,7 @@ def main():
     try:
         env = server_env(database_url, WHATSAPP_GRAPH_URL=url, WHATSAPP_ACCESS_TOKEN=TOKEN, LOG_LEVEL="WARNING")
         manage(env, "migrate", "--noinput")
-        os.environ.update(env)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "hoztech.settings"
-        import django
-
-        django.setup()
+        setup_django(env)
         capped = run(env, url, 80, 80 * options.seconds, options.workers, offset=0)
         uncapped = run(env, url, UNCAPPED, options.uncapped_messages, options.workers, offset=10**9)
     finally:

@@ -11,7 +11,6 @@ time.monotonic(), which all processes on the machine share.
 """
 
 import argparse
-import os
 import sys
 import time
 from contextlib import ExitStack
@@ -32,6 +31,7 @@ from bench.common import (  # noqa: E402
     process,
     save,
     server_env,
+    setup_django,
 )
 from bench.outbound import TOKEN, fake, fake_graph  # noqa: E402
 
@@ -67,11 +67,7 @@ def main():
         env = server_env(database_url, WHATSAPP_GRAPH_URL=url, WHATSAPP_ACCESS_TOKEN=TOKEN, LOG_LEVEL="WARNING",
                          WHATSAPP_MARK_READ="false")
         manage(env, "migrate", "--noinput")
-        os.environ.update(env)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "hoztech.settings"
-        import django
-
-        django.setup()
+        setup_django(env)
         from chatbot.models import Department
 
         for position, name in enumerate(["Vendas", "Suporte"]):

@@ -67,16 +67,19 @@ def load_config():
     return _config_cache["config"], _config_cache["settings"]
 
 
-def read_config(texts):
-    """The bot's configuration (admin-edited rows) as `bot.Config`."""
-    options = lambda rows: tuple(  # noqa: E731
-        bot.Option(id=f"o{row.pk}", title=row.title, action=row.action,
-                   target=row.department_id if row.action == "handoff" else
-                   row.next_step_id if row.action == "step" else None, reply=row.reply_text)
+def step_options(rows):
+    targets = {"handoff": "department_id", "step": "next_step_id"}
+    return tuple(
+        bot.Option(id=f"o{row.pk}", title=row.title, action=row.action, reply=row.reply_text,
+                   target=getattr(row, targets[row.action]) if row.action in targets else None)
         for row in rows
     )
+
+
+def read_config(texts):
+    """The bot's configuration (admin-edited rows) as `bot.Config`."""
     steps = {
-        step.pk: bot.Step(id=step.pk, text=step.text, options=options(step.options.all()), save_as=step.save_as,
+        step.pk: bot.Step(id=step.pk, text=step.text, options=step_options(step.options.all()), save_as=step.save_as,
                           next_step=step.next_step_id)
         for step in FlowStep.objects.filter(flow__is_active=True).prefetch_related("options")
     }
@@ -256,7 +259,7 @@ def close(session, now=None, message=True):
     session.status = Session.Status.CLOSED
     session.closed_at = now
     session.save()
-    texts = BotSettings.load()
+    texts = load_config()[1]
     if message and texts.closing_text and session.contact.window_open(now):
         send(session, bot.text(bot.fill(texts.closing_text, name=session.contact.name)))
 
@@ -267,7 +270,7 @@ def close(session, now=None, message=True):
 def sweep(now=None):
     """Close idle sessions and tell customers waiting too long; returns (closed, notified)."""
     now = now or timezone.now()
-    texts = BotSettings.load()
+    texts = load_config()[1]
     closed = notified = 0
     idle = Session.objects.exclude(status=Session.Status.CLOSED).filter(
         last_message_at__lt=now - timedelta(hours=texts.inactivity_hours)
