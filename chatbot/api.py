@@ -32,19 +32,34 @@ class ApiError(Exception):
         return {"error": error}
 
 
-def authenticate(header):
-    """The API token of an `Authorization: Bearer …` header, rate-limited per token."""
+# Wrong tokens from one address: a burst of typos, then one guess every few seconds.
+FAILURES_INTERVAL, FAILURES_BURST = 6.0, 10
+
+
+def too_many(wait, message):
+    seconds = max(1, round(wait + 0.5))
+    return ApiError(429, "rate_limited", message % {"seconds": seconds}, headers={"Retry-After": str(seconds)})
+
+
+def authenticate(header, address=""):
+    """The API token of an `Authorization: Bearer …` header, rate-limited per token.
+
+    Wrong tokens are answered 429 instead of 401 after a burst from one address. A valid token is
+    never refused for others' mistakes: behind a proxy every client shares one address, and a
+    stranger's typos must not lock the integrators out (the tokens' 256 random bits, not this
+    limit, are what makes guessing hopeless)."""
     scheme, _space, plaintext = (header or "").partition(" ")
     token = ApiToken.objects.authenticate(plaintext.strip()) if scheme.lower() == "bearer" else None
     if token is None:
+        wait = ratelimit.allow(f"api-auth:{address}", interval=FAILURES_INTERVAL, burst=FAILURES_BURST)
+        if wait:
+            raise too_many(wait, _("Too many wrong API tokens from this address; try again in %(seconds)d s."))
         raise ApiError(401, "unauthorized", _("Missing or invalid API token (Authorization: Bearer <token>)."),
                        headers={"WWW-Authenticate": 'Bearer realm="chatbot"'})
     interval = 60 / settings.API_REQUESTS_PER_MINUTE
     wait = ratelimit.allow(f"token:{token.pk}", interval=interval, burst=max(1, settings.API_REQUESTS_PER_MINUTE // 10))
     if wait:
-        seconds = max(1, round(wait + 0.5))
-        raise ApiError(429, "rate_limited", _("Too many requests for this token; try again in %(seconds)d s.")
-                       % {"seconds": seconds}, headers={"Retry-After": str(seconds)})
+        raise too_many(wait, _("Too many requests for this token; try again in %(seconds)d s."))
     if token.last_used_at is None or timezone.now() - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token
@@ -218,6 +233,13 @@ def contact_export(contact):
             for session in contact.sessions.select_related("department").order_by("started_at", "pk")
         ],
         "messages": [message_object(message) for message in messages.iterator()],
+        # Beyond the contract's keys: the files kept for the contact's messages.
+        "media": [
+            {"message_id": message.pk, "type": message.type, "mime_type": message.media_mime_type,
+             "filename": message.media_filename, "size": message.media_size, "sha256": message.media_sha256,
+             "file": message.media_file.name or None, "status": message.media_status}
+            for message in contact.messages.exclude(media_id="", media_file="").order_by("timestamp", "pk")
+        ],
     }
 
 

@@ -1,10 +1,19 @@
 """The health report of the contract (design.md, "Health"): no secrets, no personal data, and no
-call to Meta, so load balancers may poll it as often as they like."""
+call to Meta, so load balancers may poll it as often as they like.
 
+The WhatsApp token state comes from the last real call (a send, or `whatsapp_chatbot check`), and
+the numbers' quality and messaging tier from Meta's webhooks or the last check: never a call per
+request. The report is cached a few seconds in Django's cache (shared through Redis when
+REDIS_URL is set), so a dozen probes a second cost one set of queries.
+"""
+
+import logging
 import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
+from django.core.signals import setting_changed
 from django.db import DatabaseError, connection
 from django.db.models import Count, Max, Min
 from django.utils import timezone
@@ -13,12 +22,18 @@ from django_tasks_db.models import DBTaskResult
 import hoztech
 
 from . import outbound
-from .models import WebhookEvent, WorkerBeat
+from .models import Message, PhoneNumber, WebhookEvent, WorkerBeat
+
+logger = logging.getLogger(__name__)
 
 # Work waiting longer than this means the workers are not keeping up (or none runs).
 QUEUE_MAX_AGE = timedelta(seconds=60)
 # Workers beat every 5 s (db_worker's inbox thread); a minute of silence means none is running.
 WORKER_MAX_SILENCE = timedelta(seconds=60)
+
+# Seconds a report is reused; short enough that an outage shows within one probe interval.
+CACHE_SECONDS = 5
+CACHE_KEY = "chatbot:health"
 
 REQUIRED_LIVE_SETTINGS = [
     "WHATSAPP_ACCESS_TOKEN",
@@ -63,16 +78,42 @@ def check_worker(now):
     return {"ok": last_seen is not None and now - last_seen < WORKER_MAX_SILENCE, "last_seen": _iso(last_seen)}
 
 
+def token_state():
+    """ok | invalid | unknown, from the last real call to Meta with the current token."""
+    if not settings.WHATSAPP_ACCESS_TOKEN:
+        return "unknown"
+    if outbound.token_refused():
+        return "invalid"
+    # `whatsapp_chatbot check` records the fingerprint of a token Meta accepted (token_invalid_at empty).
+    if PhoneNumber.objects.filter(token_fingerprint=outbound.token_fingerprint(), token_invalid_at=None).exists():
+        return "ok"
+    # Else the last message sent: accepted by Meta (not a sandbox wamid) means the token worked.
+    # Newest first on the time index, so this reads a handful of rows, not the table.
+    last = (Message.objects.filter(direction=Message.Direction.OUT, sent_at__isnull=False)
+            .order_by("-timestamp").values_list("wamid", flat=True).first())
+    return "ok" if last and not last.startswith("sandbox.") else "unknown"
+
+
+def numbers():
+    """Quality rating and messaging tier of each business number, as Meta last told us."""
+    return [
+        {"phone_number_id": number.phone_number_id, "quality_rating": number.quality_rating or None,
+         "messaging_limit": number.messaging_limit or None, "throughput": number.throughput_level or None,
+         "checked_at": _iso(number.checked_at)}
+        for number in PhoneNumber.objects.exclude(phone_number_id="sandbox").order_by("pk")
+    ]
+
+
 def check_whatsapp(database_ok=True):
     missing = [name for name in REQUIRED_LIVE_SETTINGS if not getattr(settings, name)]
     mode = "live" if settings.WHATSAPP_ACCESS_TOKEN else "sandbox"
-    # "ok" needs a call to Meta, which health never makes (`whatsapp_chatbot check` does).
-    token = "invalid" if database_ok and outbound.token_refused() else "unknown"
+    token = token_state() if database_ok else "unknown"
     # Without the app secret every webhook is refused (401/403), so nothing arrives from Meta.
     ok = bool(settings.WHATSAPP_APP_SECRET) and token != "invalid"
     if mode == "live":
         ok = ok and not missing
-    return {"ok": ok, "mode": mode, "missing": missing, "token": token}
+    return {"ok": ok, "mode": mode, "missing": missing, "token": token,
+            "numbers": numbers() if database_ok else []}
 
 
 def check_webhook(now):
@@ -83,8 +124,36 @@ def check_webhook(now):
     return {"last_received_at": _iso(last), "failed_last_24h": failed}
 
 
-def report():
-    """Return the health document; `status` is ok, degraded or down (database unreachable)."""
+def report(cached=True):
+    """The health document (from the cache when `cached` and fresh); `status` is ok, degraded or down."""
+    if not cached:
+        return build()
+    try:
+        document = cache.get(CACHE_KEY)
+    except Exception:  # noqa: BLE001 - a cache outage (Redis down) must not take health down with it
+        document = None
+    if document is None:
+        document = build()
+        try:
+            cache.set(CACHE_KEY, document, CACHE_SECONDS)
+        except Exception:  # noqa: BLE001
+            logger.warning("health report not cached: the cache is unreachable")
+    return document
+
+
+def forget(**kwargs):
+    """Drop the cached report: configuration changed (tests, override_settings), so it is stale."""
+    try:
+        cache.delete(CACHE_KEY)
+    except Exception:  # noqa: BLE001
+        logger.warning("health report not forgotten: the cache is unreachable")
+
+
+setting_changed.connect(forget, dispatch_uid="chatbot.health.forget")
+
+
+def build():
+    """Compute the health document now."""
     now = timezone.now()
     checks = {"database": check_database()}
     if checks["database"]["ok"]:

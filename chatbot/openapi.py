@@ -260,6 +260,23 @@ SCHEMA = {
                         },
                     },
                     "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+                    "media": {
+                        "type": "array",
+                        "description": "The files kept for the contact's messages.",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "message_id": {"type": "integer"},
+                                "type": {"type": "string"},
+                                "mime_type": {"type": "string"},
+                                "filename": {"type": "string"},
+                                "size": {"type": ["integer", "null"]},
+                                "sha256": {"type": "string"},
+                                "file": {"type": ["string", "null"]},
+                                "status": {"type": "string"},
+                            },
+                        },
+                    },
                 },
             },
         },

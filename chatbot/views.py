@@ -3,18 +3,18 @@ import time
 from functools import wraps
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from . import api, inbound, media, openapi, parser, webhook
 from . import health as health_checks
+from .dashboard import operator_required
 from .models import Message
 
 logger = logging.getLogger("chatbot.webhook")
@@ -74,7 +74,7 @@ def refuse(status, reason):
 
 
 @require_GET
-@never_cache
+@cache_control(max_age=5)  # load balancers and monitors may poll hard; the report is cached as long
 def health(request):
     report = health_checks.report()
     return JsonResponse(report, status=503 if report["status"] == "down" else 200)
@@ -91,7 +91,7 @@ def api_view(view):
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         try:
-            token = api.authenticate(request.headers.get("Authorization"))
+            token = api.authenticate(request.headers.get("Authorization"), request.META.get("REMOTE_ADDR", ""))
             status, body = view(request, token, *args, **kwargs)
         except api.ApiError as error:
             response = JsonResponse(error.body(), status=error.status, json_dumps_params={"ensure_ascii": False})
@@ -139,7 +139,7 @@ def upload_media(request, token):
 
 
 @require_GET
-@login_required
+@operator_required
 def media_file(request, message_id):
     """A stored media file, for logged-in operators only (customers' files are personal data)."""
     message = get_object_or_404(Message, pk=message_id, media_status=Message.MediaStatus.READY)

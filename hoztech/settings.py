@@ -97,10 +97,11 @@ def env_database(name, default):
         if not config.get("NAME"):
             _fail(name, "a postgres URL needs a database name, e.g. postgres://user@host:5432/db")
         config["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
-        # No health check (a round trip before every request's first query: a third of the webhook's
-        # database time). A connection that died is dropped when the request that met it ends; the
-        # webhook answers that request 503, so Meta sends it again.
-        config["CONN_HEALTH_CHECKS"] = False
+        # No health check by default (a round trip before every request's first query: a third of the
+        # webhook's database time). A connection that died is dropped when the request that met it
+        # ends; the webhook answers that request 503, so Meta sends it again. Turn it on where
+        # connections die often (a database that fails over, a proxy that cuts idle connections).
+        config["CONN_HEALTH_CHECKS"] = env_bool("CONN_HEALTH_CHECKS", False)
         config.setdefault("OPTIONS", {})["connect_timeout"] = 5
     else:
         _fail(name, "expected a sqlite:/// or postgres:// URL")
@@ -247,7 +248,7 @@ STORE_MESSAGE_UP_TO = env_int("STORE_MESSAGE_UP_TO", 90, minimum=1)
 # --- Security ---------------------------------------------------------------------------------
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL = "chatbot:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -276,21 +277,44 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     _fail("LOG_LEVEL", "expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
+# LOG_FORMAT=json writes one JSON object per line (for log collectors), with the request id.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    _fail("LOG_FORMAT", "expected plain or json")
+
+# Every handler redacts secrets (tokens, the app secret, Authorization headers, signatures) and
+# stamps the request id (chatbot/logs.py), whatever logger the record comes from.
+_LOG_FILTERS = ["redact", "request_id"]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "redact": {"()": "chatbot.logs.RedactFilter"},
+        "request_id": {"()": "chatbot.logs.RequestIdFilter"},
+    },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "chatbot.logs.JsonFormatter"},
+        "server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        "console_warnings": {"class": "logging.StreamHandler", "formatter": "plain", "level": "WARNING"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": _LOG_FILTERS},
+        "console_warnings": {
+            "class": "logging.StreamHandler", "formatter": LOG_FORMAT, "level": "WARNING", "filters": _LOG_FILTERS,
+        },
+        # runserver's request lines, whose query strings may carry hub.verify_token.
+        "server": {
+            "class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "server",
+            "filters": _LOG_FILTERS,
+        },
         "webhook_file": {
             "class": "logging.handlers.RotatingFileHandler",
             "filename": LOG_DIR / "webhook.log",
             "maxBytes": 10 * 1024 * 1024,
             "backupCount": 5,
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
+            "filters": _LOG_FILTERS,
             "encoding": "utf-8",
             # Opened on first write, so importing settings never creates files it does not need.
             "delay": True,
@@ -300,6 +324,9 @@ LOGGING = {
         "chatbot": {"handlers": ["console", "webhook_file"], "level": LOG_LEVEL, "propagate": False},
         # One line per POST goes to the file; the console, shared with everything else, gets refusals.
         "chatbot.webhook": {"handlers": ["console_warnings", "webhook_file"], "level": LOG_LEVEL, "propagate": False},
-        "django": {"handlers": ["console"], "level": "INFO"},
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
+        # Anything else (gunicorn's error log, requests, django_tasks) also passes the redaction.
+        "": {"handlers": ["console"], "level": "WARNING"},
     },
 }

@@ -6,7 +6,8 @@ from django.db import OperationalError
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from chatbot.models import WebhookEvent, WorkerBeat
+from chatbot import health, outbound
+from chatbot.models import Contact, Message, PhoneNumber, WebhookEvent, WorkerBeat
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,7 @@ def test_healthy_sandbox(client):
     assert body["checks"]["whatsapp"]["mode"] == "sandbox"
     assert body["checks"]["whatsapp"]["missing"] == ["WHATSAPP_ACCESS_TOKEN"]
     assert body["checks"]["webhook"] == {"last_received_at": None, "failed_last_24h": 0}
-    assert response["Cache-Control"].startswith("max-age=0")
+    assert response["Cache-Control"] == "max-age=5"
 
 
 def test_without_app_secret_webhooks_cannot_arrive(client, settings):
@@ -47,7 +48,8 @@ def test_live_mode_shows_no_secret(client, settings):
     settings.WHATSAPP_APP_SECRET = "appsecret456"
     response = client.get(URL)
     body = response.json()
-    assert body["checks"]["whatsapp"] == {"ok": True, "mode": "live", "missing": [], "token": "unknown"}
+    assert body["checks"]["whatsapp"] == {"ok": True, "mode": "live", "missing": [], "token": "unknown",
+                                          "numbers": []}
     assert b"EAAGsecretTOKEN123" not in response.content
     assert b"appsecret456" not in response.content
 
@@ -112,3 +114,89 @@ def test_database_down_answers_503(client):
 def test_health_needs_no_login_and_only_answers_get(client):
     assert client.get(URL).status_code == 200
     assert client.post(URL).status_code == 405
+
+
+# --- Token state from the last real call, number quality, caching, no personal data ---
+
+
+def sent_message(wamid, moment=None):
+    number = PhoneNumber.objects.default()
+    contact = Contact.objects.get_or_create(wa_id="5511987654321", defaults={"name": "Maria Conceição"})[0]
+    return Message.objects.create(
+        phone_number=number, contact=contact, direction="out", source="api", type="text", text="Seu pedido chegou",
+        status="sent", wamid=wamid, sent_at=moment or timezone.now(), timestamp=moment or timezone.now(),
+    )
+
+
+def test_token_is_ok_after_a_send_meta_accepted(client, settings):
+    settings.WHATSAPP_ACCESS_TOKEN = "EAAGsecretTOKEN123"
+    assert client.get(URL).json()["checks"]["whatsapp"]["token"] == "unknown"
+    sent_message("wamid.ACCEPTED1")
+    health.forget()
+    assert client.get(URL).json()["checks"]["whatsapp"]["token"] == "ok"
+
+
+def test_a_sandbox_send_says_nothing_about_the_token(client, settings):
+    settings.WHATSAPP_ACCESS_TOKEN = "EAAGsecretTOKEN123"
+    sent_message("sandbox.abc")
+    assert client.get(URL).json()["checks"]["whatsapp"]["token"] == "unknown"
+
+
+def test_token_checked_by_the_command_is_ok_and_a_refusal_wins(client, settings):
+    settings.WHATSAPP_ACCESS_TOKEN = "EAAGsecretTOKEN123"
+    number = PhoneNumber.objects.default()
+    PhoneNumber.objects.filter(pk=number.pk).update(token_fingerprint=outbound.token_fingerprint())
+    assert client.get(URL).json()["checks"]["whatsapp"]["token"] == "ok"
+    PhoneNumber.objects.filter(pk=number.pk).update(token_invalid_at=timezone.now())
+    health.forget()
+    body = client.get(URL).json()
+    assert body["checks"]["whatsapp"]["token"] == "invalid"
+    assert body["status"] == "degraded"
+
+
+def test_number_quality_and_tier_from_the_last_check_or_webhook(client):
+    PhoneNumber.objects.create(phone_number_id="106540352242922", quality_rating="YELLOW", messaging_limit="TIER_2K",
+                               throughput_level="STANDARD", checked_at=timezone.now())
+    numbers = client.get(URL).json()["checks"]["whatsapp"]["numbers"]
+    assert numbers == [{"phone_number_id": "106540352242922", "quality_rating": "YELLOW",
+                        "messaging_limit": "TIER_2K", "throughput": "STANDARD", "checked_at": numbers[0]["checked_at"]}]
+    assert numbers[0]["checked_at"] is not None
+
+
+def test_no_personal_data_in_the_report(client, settings):
+    settings.WHATSAPP_ACCESS_TOKEN = "EAAGsecretTOKEN123"
+    sent_message("wamid.ACCEPTED2")
+    WebhookEvent.objects.create(body='{"from": "5511987654321"}', result="failed")
+    content = client.get(URL).content.decode()
+    for personal in ("5511987654321", "Maria", "Seu pedido", "wamid.ACCEPTED2", "EAAGsecretTOKEN123"):
+        assert personal not in content
+
+
+def test_the_report_is_reused_for_a_few_seconds(client):
+    first = client.get(URL).json()
+    WorkerBeat.objects.all().delete()
+    # Within the cache window a probe gets the same report: a dozen probes a second cost one set of queries.
+    assert client.get(URL).json() == first
+    health.forget()
+    assert client.get(URL).json()["status"] == "degraded"
+    # Not cached when asked fresh (the status command).
+    assert health.report(cached=False)["checks"]["worker"]["ok"] is False
+
+
+def test_a_cache_outage_does_not_take_health_down(client):
+    with mock.patch("chatbot.health.cache.get", side_effect=ConnectionError("redis down")), \
+            mock.patch("chatbot.health.cache.set", side_effect=ConnectionError("redis down")):
+        response = client.get(URL)
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_states_ok_degraded_down(client):
+    assert client.get(URL).json()["status"] == "ok"
+    WorkerBeat.objects.update(last_seen=timezone.now() - timedelta(seconds=61))
+    health.forget()
+    assert client.get(URL).json()["status"] == "degraded"
+    health.forget()
+    with mock.patch("chatbot.health.connection.cursor", side_effect=OperationalError("gone")):
+        response = client.get(URL)
+    assert (response.status_code, response.json()["status"]) == (503, "down")

@@ -1,12 +1,20 @@
 """The `whatsapp_chatbot` management command: output and exit codes of each subcommand."""
 
+import json
+import sys
+from datetime import timedelta
 from io import StringIO
+from unittest import mock
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import OperationalError
+from django.utils import timezone, translation
 
-from chatbot.models import ApiToken, Message, WebhookEvent
+from chatbot import health, outbound
+from chatbot.management.commands.whatsapp_chatbot import Command
+from chatbot.models import ApiToken, Contact, Message, PhoneNumber, Template, WebhookEvent, WorkerBeat
 from chatbot.tests.helpers import failing_apply, payload_bytes, post_signed
 
 pytestmark = pytest.mark.django_db
@@ -103,10 +111,6 @@ def test_simulate_needs_the_app_secret(settings):
 
 
 def test_send_queues_a_text_inside_the_window(settings):
-    from django.utils import timezone
-
-    from chatbot.models import Contact
-
     Contact.objects.create(wa_id="5511987654321", last_inbound_at=timezone.now())
     assert "queued" in run("send", "5511987654321", "Seu pedido chegou!") or "fila" in run("send", "5511987654321", "x")
     assert Message.objects.filter(direction="out", text="Seu pedido chegou!").exists()
@@ -115,3 +119,232 @@ def test_send_queues_a_text_inside_the_window(settings):
 def test_send_outside_the_window_is_refused_with_the_reason():
     with pytest.raises(CommandError, match="24 horas|24 hours"):
         run("send", "5511987654321", "Oi")
+
+
+# --- status, check, sync-templates, purge, export-contact, anonymize-contact ---
+
+WABA = "102290129340398"
+PNID = "106540352242922"
+CONTRACT = ["status", "check", "send", "simulate", "sync-templates", "reprocess", "purge", "export-contact",
+            "anonymize-contact", "create-api-token"]
+
+
+def run_en(*args):
+    with translation.override("en"):
+        return run(*args)
+
+
+def failing(*args):
+    """Run a subcommand that must fail: (its stdout, the CommandError)."""
+    out = StringIO()
+    with translation.override("en"), pytest.raises(CommandError) as caught:
+        call_command("whatsapp_chatbot", *args, stdout=out, stderr=StringIO())
+    return out.getvalue(), caught.value
+
+
+def meta_templates(count):
+    return [{"id": str(100 + i), "name": f"aviso_{i}", "language": "pt_BR", "status": "APPROVED",
+             "category": "UTILITY", "components": [{"type": "BODY", "text": "Olá {{1}}"}]} for i in range(count)]
+
+
+def test_every_subcommand_of_the_contract_has_help():
+    parser = Command().create_parser("manage.py", "whatsapp_chatbot")
+    subparsers = next(action for action in parser._actions if action.dest == "subcommand")
+    assert set(CONTRACT) <= set(subparsers.choices)
+    for name in CONTRACT:
+        assert subparsers.choices[name].format_help().startswith("usage:")
+    assert "--json" in subparsers.choices["status"].format_help()
+    assert "--days" in subparsers.choices["purge"].format_help()
+    assert "--yes" in subparsers.choices["anonymize-contact"].format_help()
+
+
+def test_status_shows_secrets_only_as_set_or_missing(settings):
+    settings.WHATSAPP_ACCESS_TOKEN = "EAAGsecretTOKEN123"
+    WorkerBeat.objects.create(worker_id="w1", hostname="app1", pid=1)
+    Contact.objects.create(wa_id="5511987654321", name="Maria")
+    output = run_en("status")
+    assert output.splitlines()[0] == "HOZ TECH WhatsApp chatbot 0.1.0: ok"
+    assert "Mode: live" in output
+    assert "WHATSAPP_ACCESS_TOKEN" in output and "EAAGsecretTOKEN123" not in output
+    assert settings.WHATSAPP_APP_SECRET not in output and settings.SECRET_KEY not in output
+    assert "Counts: 1 contacts" in output
+    assert "Database: ok" in output
+
+
+def test_status_json_is_one_document():
+    document = json.loads(run("status", "--json"))
+    assert document["status"] == "degraded"  # no worker has been seen
+    assert document["mode"] == "sandbox"
+    assert document["configuration"]["WHATSAPP_ACCESS_TOKEN"] == "missing"
+    assert document["configuration"]["WHATSAPP_APP_SECRET"] == "set"
+    assert document["configuration"]["WHATSAPP_PHONE_NUMBER_ID"] == PNID
+    assert document["database"]["ok"] is True
+    assert document["counts"]["contacts"] == 0
+    assert set(document) >= {"queue", "worker", "webhook", "whatsapp", "counts", "database"}
+    assert document["worker"]["ok"] is False
+
+
+def test_status_exits_1_when_the_database_is_down():
+    with mock.patch("chatbot.health.connection.cursor", side_effect=OperationalError("connection refused")):
+        output, error = failing("status", "--json")
+    assert error.returncode == 1
+    assert json.loads(output)["status"] == "down"
+    assert json.loads(output)["counts"] is None
+    assert "database" in str(error)
+
+
+def test_check_passes_against_meta_and_records_the_number(fake_graph, client):
+    fake_graph.templates = meta_templates(3)
+    run("sync-templates")
+    output = run_en("check")
+    lines = output.splitlines()
+    assert all(line.startswith("✓") for line in lines), output
+    assert any("Access token" in line for line in lines)
+    assert any("quality GREEN" in line and "TIER_250" in line and "STANDARD" in line for line in lines)
+    assert any("Subscribed apps: HOZ TECH" in line for line in lines)
+    assert any("Templates: 3 in step" in line for line in lines)
+    assert any("Webhook secret" in line for line in lines)
+    number = PhoneNumber.objects.get(phone_number_id=PNID)
+    assert (number.verified_name, number.quality_rating, number.messaging_limit) == ("HOZ TECH", "GREEN", "TIER_250")
+    health.forget()
+    whatsapp = client.get("/chatbot/health/").json()["checks"]["whatsapp"]
+    assert whatsapp["token"] == "ok"
+    assert whatsapp["numbers"][0]["quality_rating"] == "GREEN"
+
+
+def test_check_says_what_to_do_for_each_failure(fake_graph, settings):
+    fake_graph.templates = meta_templates(2)  # never synced
+    fake_graph.subscribed = []
+    fake_graph.phone = {**fake_graph.phone, "quality_rating": "RED"}
+    settings.WHATSAPP_APP_SECRET = ""
+    output, error = failing("check")
+    failed = [line for line in output.splitlines() if line.startswith("✗")]
+    assert len(failed) == 4
+    assert "sync-templates" in output
+    assert "subscribed_apps" in output
+    assert "Quality is low" in output
+    assert "WHATSAPP_APP_SECRET is missing" in output
+    assert str(error) == "4 of 5 checks failed."
+
+
+def test_check_with_a_refused_token_stops_there(fake_graph):
+    PhoneNumber.objects.default()
+    fake_graph.fail_next(code=190, http_status=401, path_contains=PNID)
+    output, error = failing("check")
+    assert output.splitlines()[0].startswith("✗ Access token: Meta refused it (190)")
+    assert "Subscribed apps" not in output
+    assert error.returncode == 1
+    assert outbound.token_refused()  # health says "invalid" until the token works again
+
+
+def test_check_against_something_that_is_not_meta(fake_graph, settings):
+    settings.WHATSAPP_GRAPH_URL = fake_graph.url + "/media-download"  # answers 404 in plain text
+    output, _error = failing("check")
+    assert "not like Meta's Graph API" in output.splitlines()[0]
+    assert "Subscribed apps" not in output
+
+
+def test_check_when_meta_cannot_be_reached(settings):
+    settings.WHATSAPP_ACCESS_TOKEN = "EAAGsecretTOKEN123"  # and WHATSAPP_GRAPH_URL is port 9: nothing listens
+    output, _error = failing("check")
+    assert output.startswith("✗ Meta could not be reached")
+
+
+def test_check_in_sandbox_mode_says_so():
+    output, error = failing("check")
+    assert output.startswith("✗ Sandbox mode: WHATSAPP_ACCESS_TOKEN is empty")
+    assert "✓ Webhook secret" in output
+    assert str(error) == "1 of 2 checks failed."
+
+
+def test_sync_templates_prints_the_count(fake_graph):
+    fake_graph.templates = meta_templates(120)
+    Template.objects.create(name="antigo", language="pt_BR", waba_id=WABA, status="APPROVED")
+    assert run_en("sync-templates").strip() == "120 templates synced from Meta (1 marked DELETED)."
+    assert Template.objects.exclude(status="DELETED").count() == 120
+
+
+def test_sync_templates_failure_is_one_line():
+    _output, error = failing("sync-templates")
+    assert "Sandbox mode" in str(error)
+
+
+def test_purge_prints_the_counts_and_validates_days(settings):
+    contact = Contact.objects.create(wa_id="5511987654321")
+    old = timezone.now() - timedelta(days=settings.STORE_MESSAGE_UP_TO + 1)
+    Message.objects.create(phone_number=PhoneNumber.objects.default(), contact=contact, direction="in",
+                           source="customer", type="text", text="velho", status="received", timestamp=old)
+    WebhookEvent.objects.create(body="{}", result="processed", received_at=old)
+    output = run_en("purge")
+    assert output.startswith("Purged what is older than 90 days: 1 messages, 0 media files, 1 webhook events")
+    assert not Message.objects.exists()
+    assert "older than 7 days: 0 messages" in run_en("purge", "--days", "7")
+    _output, error = failing("purge", "--days", "0")
+    assert "at least 1" in str(error)
+    _output, error = failing("purge", "--days", "abc")
+    assert "abc" in str(error)
+
+
+@pytest.fixture
+def maria(client, run_tasks):
+    post_signed(client, payload_bytes("text"))
+    run_tasks()
+    return Contact.objects.get(wa_id="5511987654321")
+
+
+def test_export_contact_prints_the_contract_json(maria):
+    document = json.loads(run("export-contact", "5511987654321"))
+    assert set(document) == {"contact", "sessions", "messages", "media"}
+    assert document["contact"]["name"] == "Maria Conceição"
+    assert document["messages"][0]["text"].startswith("Olá! Quero saber o preço")
+    # The other Brazilian form of the number finds the same contact.
+    assert json.loads(run("export-contact", "551187654321")) == document
+
+
+def test_export_contact_unknown_is_one_clear_error():
+    _output, error = failing("export-contact", "5511000000000")
+    assert str(error) == "No contact with WhatsApp ID 5511000000000."
+
+
+def test_anonymize_contact_with_yes(maria):
+    output = run_en("anonymize-contact", "5511987654321", "--yes")
+    assert output.startswith(f"Contact #{maria.pk} anonymized:")
+    maria.refresh_from_db()
+    assert maria.anonymized_at is not None and maria.wa_id == ""
+    assert not Message.objects.exclude(text="").filter(contact=maria).exists()
+    _output, error = failing("anonymize-contact", "5511987654321", "--yes")
+    assert "No contact" in str(error)
+
+
+def test_anonymize_contact_asks_first(maria):
+    # No terminal to ask on: refused, nothing erased.
+    with mock.patch.object(sys, "stdin", StringIO("yes\n")):
+        _output, error = failing("anonymize-contact", "5511987654321")
+    assert "--yes" in str(error)
+    assert Contact.objects.get(pk=maria.pk).name == "Maria Conceição"
+    with mock.patch.object(sys.stdin, "isatty", return_value=True, create=True), \
+            mock.patch("builtins.input", return_value="no"):
+        _output, error = failing("anonymize-contact", "5511987654321")
+    assert str(error) == "Nothing was erased."
+    assert Contact.objects.get(pk=maria.pk).name == "Maria Conceição"
+    with mock.patch.object(sys.stdin, "isatty", return_value=True, create=True), \
+            mock.patch("builtins.input", return_value="yes") as asked:
+        run_en("anonymize-contact", "5511987654321")
+    assert "cannot be undone" in asked.call_args.args[0]
+    assert Contact.objects.get(pk=maria.pk).anonymized_at is not None
+
+
+def test_a_database_failure_is_one_line_not_a_traceback():
+    with mock.patch("chatbot.lgpd.find_contact", side_effect=OperationalError("server closed the connection\nx")):
+        _output, error = failing("export-contact", "5511987654321")
+    assert str(error) == "The database does not answer: server closed the connection"
+
+
+def test_token_pause_ends_when_check_finds_the_token_working(fake_graph):
+    number = PhoneNumber.objects.default()
+    PhoneNumber.objects.filter(pk=number.pk).update(token_invalid_at=timezone.now(),
+                                                    token_fingerprint=outbound.token_fingerprint())
+    assert outbound.token_refused()
+    fake_graph.templates = []
+    run("check")
+    assert not outbound.token_refused()

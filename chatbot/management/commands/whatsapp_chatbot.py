@@ -3,18 +3,33 @@
 Each subcommand is a small method; errors are one sentence on stderr and a non-zero exit.
 """
 
+import argparse
+import json
 import sys
 import time
 import uuid
+from datetime import timedelta
 
 import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connection
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chatbot import api, inbound, webhook
-from chatbot.models import ApiToken, Message, PhoneNumber, Session, WebhookEvent
+import hoztech
+from chatbot import api, graph, health, inbound, lgpd, message_templates, outbound, webhook
+from chatbot.models import ApiToken, Contact, Message, PhoneNumber, Session, Template, WebhookEvent
+
+# Shown as set/missing only: their values never reach a terminal, a log or a support ticket.
+SECRET_SETTINGS = ["SECRET_KEY", "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WEBHOOK_VERIFY_TOKEN", "REDIS_URL"]
+PLAIN_SETTINGS = [
+    "DEBUG", "ALLOWED_HOSTS", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_BUSINESS_ACCOUNT_ID", "WHATSAPP_API_VERSION",
+    "WHATSAPP_GRAPH_URL", "WHATSAPP_MESSAGES_PER_SECOND", "MESSAGES_PER_MINUTE", "STORE_MESSAGE_UP_TO",
+    "TIME_ZONE", "LANGUAGE_CODE",
+]
+OK, FAIL = "✓", "✗"
 
 
 def describe(message):
@@ -72,9 +87,53 @@ class Command(BaseCommand):
         send.add_argument("to", help=_("The customer's number with country code."))
         send.add_argument("text", help=_("The message."))
 
+        status = commands.add_parser(
+            "status", help=_("Configuration, database, counts, queue and last webhook at a glance."),
+            description=_("Secrets are shown only as set or missing. Exits 1 when the database is down."),
+        )
+        status.add_argument("--json", dest="as_json", action="store_true",
+                            help=_("Print one JSON document instead of text."))
+
+        commands.add_parser(
+            "check", help=_("Self-test against Meta: token, number, subscribed app, templates, webhook secret."),
+            description=_("One line per check with what to do when it fails; exits 1 if any check fails."),
+        )
+
+        commands.add_parser(
+            "sync-templates", help=_("Copy every message template of the WhatsApp account from Meta."),
+            description=_("Templates no longer at Meta are kept, marked DELETED."),
+        )
+
+        purge = commands.add_parser(
+            "purge", help=_("Delete messages, media files, raw webhooks and finished tasks past the retention."),
+            description=_("Safe to run daily from cron: works in small batches next to live traffic."),
+        )
+        purge.add_argument("--days", type=positive_int, default=None, metavar="N",
+                           help=_("Keep the last N days (default: STORE_MESSAGE_UP_TO)."))
+        purge.add_argument("--batch", type=positive_int, default=lgpd.BATCH, metavar="ROWS",
+                           help=_("Rows deleted per transaction."))
+
+        export = commands.add_parser(
+            "export-contact", help=_("Print everything kept about a contact as JSON (LGPD data portability)."),
+        )
+        export.add_argument("wa_id", metavar="WA_ID", help=_("The contact's number (or business-scoped user ID)."))
+
+        anonymize = commands.add_parser(
+            "anonymize-contact", help=_("Erase a contact's personal data for good (LGPD)."),
+            description=_("Name, number, message texts and media files are erased; counts are kept. "
+                          "Irreversible: asks for confirmation unless --yes."),
+        )
+        anonymize.add_argument("wa_id", metavar="WA_ID", help=_("The contact's number (or business-scoped user ID)."))
+        anonymize.add_argument("--yes", "--no-input", "--noinput", dest="yes", action="store_true",
+                               help=_("Do not ask for confirmation."))
+
     def handle(self, *args, subcommand, **options):
         handler = getattr(self, "handle_" + subcommand.replace("-", "_"))
-        return handler(**options)
+        try:
+            return handler(**options)
+        except DatabaseError as error:
+            raise CommandError(_("The database does not answer: %(error)s") % {"error": first_line(error)}) \
+                from None
 
     def handle_reprocess(self, *, ids, failed, **options):
         events = WebhookEvent.objects.order_by("pk")
@@ -154,3 +213,299 @@ class Command(BaseCommand):
         self.stdout.write(_("Token %(prefix)s… created for %(name)s. Copy it now; it is not shown again:")
                           % {"prefix": token.prefix, "name": token.name})
         self.stdout.write(plaintext)
+
+    # --- status ----------------------------------------------------------------------------------
+
+    def handle_status(self, *, as_json, **options):
+        document = status_document()
+        if as_json:
+            self.stdout.write(dumps(document))
+        else:
+            self.write_status(document)
+        if document["status"] == "down":
+            raise CommandError(_("The database does not answer."), returncode=1)
+
+    def write_status(self, document):
+        write = self.stdout.write
+        write(_("HOZ TECH WhatsApp chatbot %(version)s: %(status)s") % {
+            "version": document["version"], "status": document["status"]})
+        if document["mode"] == "sandbox":
+            write(_("Mode: sandbox (no WHATSAPP_ACCESS_TOKEN): messages go through the pipeline, nothing "
+                    "leaves this machine."))
+        else:
+            write(_("Mode: live"))
+        write(_("Configuration:"))
+        for name, value in document["configuration"].items():
+            write(f"  {name:<30} {value}")
+        database = document["database"]
+        if database["ok"]:
+            write(_("Database: ok, %(engine)s %(name)s (%(latency)s ms)") % {
+                "engine": database["engine"], "name": database["name"], "latency": database["latency_ms"]})
+        else:
+            write(_("Database: DOWN (%(engine)s %(name)s)") % database)
+            return
+        counts = document["counts"]
+        write(_("Counts: %(contacts)d contacts, %(sessions_open)d open sessions (%(sessions_waiting)d waiting), "
+                "%(messages)d messages (%(messages_24h)d in 24 h, %(failed_24h)d failed), %(templates)d templates, "
+                "%(api_tokens)d API tokens") % counts)
+        queue, worker, hook = document["queue"], document["worker"], document["webhook"]
+        write(_("Queue: %(pending)d pending, oldest %(oldest_pending_s)s s") % queue
+              + ("" if queue["ok"] else "  " + _("(workers are not keeping up: is db_worker running?)")))
+        write(_("Worker: last seen %(when)s") % {"when": worker["last_seen"] or _("never")}
+              + ("" if worker["ok"] else "  " + _("(start one: python manage.py db_worker)")))
+        write(_("Last webhook: %(when)s; %(failed)d failed in 24 h") % {
+            "when": hook["last_received_at"] or _("never"), "failed": hook["failed_last_24h"]})
+        whatsapp = document["whatsapp"]
+        write(_("WhatsApp: token %(token)s") % whatsapp)
+        for number in whatsapp["numbers"]:
+            write("  " + _("number %(phone_number_id)s: quality %(quality)s, messaging limit %(limit)s, "
+                           "checked %(when)s") % {
+                "phone_number_id": number["phone_number_id"], "quality": number["quality_rating"] or "?",
+                "limit": number["messaging_limit"] or "?", "when": number["checked_at"] or _("never")})
+
+    # --- check -----------------------------------------------------------------------------------
+
+    def handle_check(self, **options):
+        results = list(self_test())
+        for ok, text in results:
+            self.stdout.write(f"{OK if ok else FAIL} {text}")
+        failed = sum(1 for ok, _text in results if not ok)
+        if failed:
+            raise CommandError(_("%(failed)d of %(total)d checks failed.") % {"failed": failed, "total": len(results)})
+
+    # --- templates, retention, LGPD --------------------------------------------------------------
+
+    def handle_sync_templates(self, **options):
+        try:
+            count = message_templates.sync(progress=progress)
+        except message_templates.SyncError as error:
+            raise CommandError(str(error)) from None
+        gone = Template.objects.filter(status=message_templates.GONE).count()
+        self.stdout.write(_("%(count)d templates synced from Meta (%(gone)d marked DELETED).") % {
+            "count": count, "gone": gone})
+
+    def handle_purge(self, *, days, batch, **options):
+        labels = {"messages": _("Messages"), "webhook_events": _("Webhook events"), "tasks": _("Finished tasks"),
+                  "pending_statuses": _("Pending statuses"), "idempotency_keys": _("Idempotency keys")}
+        counts = lgpd.purge(days, batch=batch,
+                            progress=lambda items, total, label: progress(items, total, labels.get(label, label)))
+        self.stdout.write(_(
+            "Purged what is older than %(days)d days: %(messages)d messages, %(media_files)d media files, "
+            "%(webhook_events)d webhook events, %(tasks)d finished tasks, %(pending_statuses)d pending statuses, "
+            "%(idempotency_keys)d idempotency keys; %(sessions)d closed sessions emptied."
+        ) % {"days": settings.STORE_MESSAGE_UP_TO if days is None else days, **counts})
+
+    def handle_export_contact(self, *, wa_id, **options):
+        self.stdout.write(dumps(lgpd.export(find_contact(wa_id))))
+
+    def handle_anonymize_contact(self, *, wa_id, yes, **options):
+        contact = find_contact(wa_id)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise CommandError(_("Nothing was erased: confirm with --yes (there is no terminal to ask on)."))
+            answer = input(_("Erase the name, number, messages and media of contact #%(id)s for good? "
+                             "This cannot be undone. Type yes to go on: ") % {"id": contact.pk})
+            if answer.strip().lower() not in {"yes", _("yes")}:
+                raise CommandError(_("Nothing was erased."))
+        counts = lgpd.anonymize(contact)
+        self.stdout.write(_("Contact #%(id)d anonymized: %(messages)d messages emptied, %(media_files)d media files "
+                            "deleted, %(webhook_events)d webhook events redacted.") % {"id": contact.pk, **counts})
+
+
+def positive_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(_("%(value)r is not a whole number") % {"value": value}) from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(_("must be at least 1"))
+    return number
+
+
+def first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def dumps(document):
+    return json.dumps(document, ensure_ascii=False, indent=2)
+
+
+def find_contact(wa_id):
+    contact = lgpd.find_contact(wa_id.strip())
+    if contact is None:
+        raise CommandError(_("No contact with WhatsApp ID %(wa_id)s.") % {"wa_id": wa_id})
+    return contact
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+def configuration():
+    values = {}
+    for name in SECRET_SETTINGS:
+        values[name] = "set" if getattr(settings, name, "") else "missing"
+    for name in PLAIN_SETTINGS:
+        value = getattr(settings, name)
+        values[name] = ",".join(value) if isinstance(value, list) else (value if value != "" else "missing")
+    return values
+
+
+def database_description():
+    config = connection.settings_dict
+    name = str(config.get("NAME") or "")
+    if connection.vendor != "sqlite" and config.get("HOST"):
+        name = f"{config['HOST']}/{name}"
+    return {"engine": connection.vendor, "name": name}
+
+
+def counts():
+    now = timezone.now()
+    day = now - timedelta(hours=24)
+    open_sessions = Session.objects.exclude(status=Session.Status.CLOSED)
+    return {
+        "contacts": Contact.objects.count(),
+        "sessions_open": open_sessions.count(),
+        "sessions_waiting": open_sessions.filter(status=Session.Status.WAITING).count(),
+        "messages": Message.objects.count(),
+        "messages_24h": Message.objects.filter(timestamp__gte=day).count(),
+        "failed_24h": Message.objects.filter(status=Message.Status.FAILED, failed_at__gte=day).count(),
+        "templates": Template.objects.exclude(status=message_templates.GONE).count(),
+        "api_tokens": ApiToken.objects.filter(revoked_at__isnull=True).count(),
+    }
+
+
+def status_document():
+    """The health report (fresh, not cached) with the configuration and the counts."""
+    report = health.report(cached=False)
+    checks = report["checks"]
+    down = report["status"] == "down"
+    try:
+        figures = None if down else counts()
+    except DatabaseError:
+        figures, down = None, True
+    return {
+        "status": "down" if down else report["status"],
+        "version": hoztech.__version__,
+        "time": report["time"],
+        "mode": checks["whatsapp"]["mode"],
+        "configuration": configuration(),
+        "database": {**checks["database"], **database_description(), **({"ok": False} if down else {})},
+        "counts": figures,
+        "queue": checks["queue"],
+        "worker": checks["worker"],
+        "webhook": checks["webhook"],
+        "whatsapp": checks["whatsapp"],
+    }
+
+
+# --- check -------------------------------------------------------------------------------------
+
+
+def self_test():
+    """(ok, sentence) per check: the live checks against Meta, then the local ones."""
+    if not settings.WHATSAPP_ACCESS_TOKEN:
+        yield False, _("Sandbox mode: WHATSAPP_ACCESS_TOKEN is empty, so nothing was checked against Meta. "
+                       "Set it (with WHATSAPP_PHONE_NUMBER_ID and WHATSAPP_BUSINESS_ACCOUNT_ID) in .env to go live.")
+    else:
+        yield from meta_checks()
+    if settings.WHATSAPP_APP_SECRET:
+        yield True, _("Webhook secret: WHATSAPP_APP_SECRET is set, so signed webhooks are accepted.")
+    else:
+        yield False, _("Webhook secret: WHATSAPP_APP_SECRET is missing, so every webhook is refused. "
+                       "Copy the app secret from App settings > Basic.")
+
+
+def meta_checks():
+    pnid, waba_id = settings.WHATSAPP_PHONE_NUMBER_ID, settings.WHATSAPP_BUSINESS_ACCOUNT_ID
+    if not pnid:
+        yield False, _("Number: WHATSAPP_PHONE_NUMBER_ID is missing. Copy the Phone number ID from WhatsApp > "
+                       "API Setup.")
+    else:
+        try:
+            fields = graph.phone_number(pnid)
+        except graph.GraphError as error:
+            if error.token_invalid:
+                # As a refused send does: health shows "invalid" and sending pauses until the token works.
+                PhoneNumber.objects.filter(phone_number_id=pnid).update(
+                    token_invalid_at=timezone.now(), token_fingerprint=outbound.token_fingerprint())
+            yield False, graph_failure(error)
+            if error.token_invalid or error.code is None:
+                return  # a refused token or an unreachable Meta fails every other call the same way
+        else:
+            yield True, _("Access token: accepted by Meta.")
+            yield number_check(pnid, fields)
+    if not waba_id:
+        yield False, _("WhatsApp account: WHATSAPP_BUSINESS_ACCOUNT_ID is missing. Copy it from WhatsApp > "
+                       "API Setup.")
+        return
+    yield subscription_check(waba_id)
+    yield templates_check(waba_id)
+
+
+def graph_failure(error):
+    if error.token_invalid:
+        return _("Access token: Meta refused it (%(code)s). %(what)s") % {"code": error.code,
+                                                                          "what": error.explanation}
+    if error.http_status is None:
+        return _("Meta could not be reached at %(url)s: %(reason)s. Check the network or WHATSAPP_GRAPH_URL.") % {
+            "url": settings.WHATSAPP_GRAPH_URL, "reason": error.message}
+    if error.code is None:
+        return _("%(url)s answered %(reason)s, not like Meta's Graph API. Check WHATSAPP_GRAPH_URL and "
+                 "WHATSAPP_API_VERSION.") % {"url": settings.WHATSAPP_GRAPH_URL, "reason": error.message}
+    return _("Number: Meta refused the request (%(code)s): %(reason)s Check WHATSAPP_PHONE_NUMBER_ID and the "
+             "token's permissions.") % {"code": error.code, "reason": error.message}
+
+
+def number_check(pnid, fields):
+    """Record what Meta says about the number (health shows it) and judge it."""
+    number, _created = PhoneNumber.objects.get_or_create(phone_number_id=pnid)
+    number.display_phone_number = str(fields.get("display_phone_number") or number.display_phone_number)
+    number.verified_name = str(fields.get("verified_name") or number.verified_name)
+    number.quality_rating = str(fields.get("quality_rating") or "")
+    number.messaging_limit = str(fields.get("whatsapp_business_manager_messaging_limit") or number.messaging_limit)
+    number.throughput_level = str((fields.get("throughput") or {}).get("level") or "")
+    number.waba_id = number.waba_id or settings.WHATSAPP_BUSINESS_ACCOUNT_ID
+    number.checked_at = timezone.now()
+    # The token worked just now: health reports it "ok", and a pause after a refusal ends.
+    number.token_fingerprint, number.token_invalid_at = outbound.token_fingerprint(), None
+    number.save()
+    values = {"number": number.display_phone_number or pnid, "name": number.verified_name or "?",
+              "quality": number.quality_rating or "?", "limit": number.messaging_limit or "?",
+              "throughput": number.throughput_level or "?", "status": fields.get("status") or "?"}
+    line = _("Number %(number)s (%(name)s): status %(status)s, quality %(quality)s, messaging limit %(limit)s, "
+             "throughput %(throughput)s.") % values
+    if fields.get("status") not in (None, "CONNECTED"):
+        return False, line + " " + _("Meta does not show it connected: see WhatsApp Manager > Phone numbers.")
+    if number.quality_rating == "RED":
+        return False, line + " " + _("Quality is low: send fewer marketing messages, and only to customers who "
+                                     "asked for them.")
+    return True, line
+
+
+def subscription_check(waba_id):
+    try:
+        apps = graph.subscribed_apps(waba_id)
+    except graph.GraphError as error:
+        return False, _("Subscribed apps: Meta refused the request (%(reason)s). Check WHATSAPP_BUSINESS_ACCOUNT_ID "
+                        "and the token's whatsapp_business_management permission.") % {"reason": error.message}
+    names = [str((app.get("whatsapp_business_api_data") or app).get("name") or "?") for app in apps]
+    if not names:
+        return False, _("Subscribed apps: no app is subscribed to the WhatsApp account, so Meta sends no webhooks. "
+                        "Subscribe it: POST /%(waba)s/subscribed_apps with the token.") % {"waba": waba_id}
+    return True, _("Subscribed apps: %(names)s.") % {"names": ", ".join(names)}
+
+
+def templates_check(waba_id):
+    try:
+        listed = list(graph.list_templates(waba_id))
+    except graph.GraphError as error:
+        return False, _("Templates: Meta refused the list (%(reason)s).") % {"reason": error.message}
+    at_meta = {(str(t.get("name")), str(t.get("language"))): str(t.get("status") or "") for t in listed}
+    ours = Template.objects.filter(Q(waba_id=waba_id) | Q(waba_id="")).exclude(status=message_templates.GONE)
+    stored = {(t.name, t.language): t.status for t in ours}
+    if at_meta != stored:
+        return False, _("Templates: %(meta)d at Meta, %(stored)d stored here, not in step. Run: python manage.py "
+                        "whatsapp_chatbot sync-templates") % {"meta": len(at_meta), "stored": len(stored)}
+    approved = sum(1 for value in at_meta.values() if value == "APPROVED")
+    return True, _("Templates: %(count)d in step with Meta (%(approved)d approved).") % {
+        "count": len(at_meta), "approved": approved}
