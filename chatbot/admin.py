@@ -6,7 +6,9 @@ from .models import (
     ApiToken,
     BotSettings,
     BusinessHours,
+    CannedReply,
     Contact,
+    DailyStats,
     Department,
     Flow,
     FlowOption,
@@ -15,6 +17,7 @@ from .models import (
     IdempotencyKey,
     KeywordRule,
     Message,
+    Note,
     PendingStatus,
     PhoneNumber,
     RateLimit,
@@ -49,8 +52,16 @@ class ContactAdmin(admin.ModelAdmin):
     date_hierarchy = "last_seen_at"
 
 
+class NoteInline(admin.TabularInline):
+    model = Note
+    extra = 0
+    fields = ["text", "author", "created_at"]
+    readonly_fields = ["author", "created_at"]
+
+
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
+    inlines = [NoteInline]
     list_display = ["id", "contact", "phone_number", "status", "department", "assigned_to", "last_message_at"]
     search_fields = ["contact__wa_id", "contact__name"]
     list_filter = ["status", "department", "phone_number"]
@@ -223,3 +234,24 @@ class KeywordRuleAdmin(admin.ModelAdmin):
     list_display = ["pattern", "match", "action", "department", "flow", "position", "is_active"]
     list_filter = ["match", "action", "is_active"]
     search_fields = ["pattern", "reply_text"]
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(admin.ModelAdmin):
+    list_display = ["title", "position"]
+    list_editable = ["position"]
+    search_fields = ["title", "text"]
+
+
+@admin.register(Note)
+class NoteAdmin(admin.ModelAdmin):
+    list_display = ["session", "author", "created_at"]
+    search_fields = ["text"]
+    raw_id_fields = ["session"]
+    list_select_related = ["session__contact", "author"]
+
+
+@admin.register(DailyStats)
+class DailyStatsAdmin(admin.ModelAdmin):
+    list_display = ["day", "received", "sent", "counted_at"]
+    date_hierarchy = "day"

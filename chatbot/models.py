@@ -115,7 +115,11 @@ class Contact(models.Model):
             models.UniqueConstraint(fields=["wa_id"], condition=~Q(wa_id=""), name="contact_unique_wa_id"),
             models.UniqueConstraint(fields=["user_id"], condition=~Q(user_id=""), name="contact_unique_user_id"),
         ]
-        indexes = [models.Index(fields=["-last_seen_at"], name="contact_last_seen_idx")]
+        indexes = [
+            models.Index(fields=["-last_seen_at"], name="contact_last_seen_idx"),
+            # The dashboard's "window closing soonest" order.
+            models.Index(fields=["last_inbound_at"], name="contact_last_inbound_idx"),
+        ]
 
     def __str__(self):
         return self.name or self.wa_id or self.user_id
@@ -186,6 +190,9 @@ class Session(models.Model):
         indexes = [
             models.Index(fields=["status", "-last_message_at"], name="session_status_activity_idx"),
             models.Index(fields=["-last_message_at"], name="session_activity_idx"),
+            # The dashboard: the waiting queue in order, and first response times.
+            models.Index(fields=["status", "waiting_since"], name="session_status_waiting_idx"),
+            models.Index(fields=["first_response_at"], name="session_first_response_idx"),
         ]
 
     def __str__(self):
@@ -299,10 +306,13 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["contact", "timestamp"], name="message_contact_time_idx"),
             models.Index(fields=["session", "timestamp"], name="message_session_time_idx"),
+            models.Index(fields=["session", "id"], name="message_session_id_idx"),  # a thread's last page
             models.Index(fields=["-timestamp"], name="message_time_idx"),
             # The outbox: queued messages in order, and those in flight (for the stale-send sweep).
             models.Index(fields=["id"], name="message_queued_idx", condition=Q(status="queued")),
             models.Index(fields=["claimed_at"], name="message_sending_idx", condition=Q(status="sending")),
+            # The dashboard's "failed sends in the last 24 h".
+            models.Index(fields=["failed_at"], name="message_failed_idx", condition=Q(status="failed")),
         ]
 
     def __str__(self):
@@ -729,3 +739,57 @@ class KeywordRule(models.Model):
             except re.error as error:
                 message = _("Not a valid regular expression: %(error)s") % {"error": error}
                 raise ValidationError({"pattern": message}) from None
+
+
+class Note(models.Model):
+    """An operator's internal note on a session: never sent to the customer."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="notes", verbose_name=_("session"))
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+",
+                               verbose_name=_("author"))
+    text = models.TextField(_("text"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        verbose_name = _("internal note")
+        verbose_name_plural = _("internal notes")
+
+    def __str__(self):
+        return self.text[:50]
+
+
+class CannedReply(models.Model):
+    """A ready answer operators insert into the reply box (`{name}` becomes the customer's name)."""
+
+    title = models.CharField(_("title"), max_length=60)
+    text = models.TextField(_("text"), max_length=4096)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        ordering = ["position", "title"]
+        verbose_name = _("canned reply")
+        verbose_name_plural = _("canned replies")
+
+    def __str__(self):
+        return self.title
+
+
+class DailyStats(models.Model):
+    """The messages of one finished day (in TIME_ZONE), counted once for the dashboard's charts: a
+    fortnight of messages is not recounted on every visit, and the counts outlive the retention purge
+    and anonymization."""
+
+    day = models.DateField(_("day"), unique=True)
+    received = models.PositiveIntegerField(_("messages received"), default=0)
+    sent = models.PositiveIntegerField(_("messages sent"), default=0)
+    pricing = models.JSONField(_("billable messages by pricing category"), default=dict, blank=True)
+    counted_at = models.DateTimeField(_("counted at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name = _("daily statistics")
+        verbose_name_plural = _("daily statistics")
+
+    def __str__(self):
+        return str(self.day)

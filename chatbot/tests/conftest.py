@@ -1,3 +1,7 @@
+import os
+import re
+from pathlib import Path
+
 import pytest
 
 
@@ -13,6 +17,10 @@ def _test_settings(settings, tmp_path):
     from chatbot import conversation
 
     conversation._config_cache["at"] = float("-inf")
+    # Nor anything the last test cached (health reports, the dashboard's counts).
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture
@@ -55,3 +63,109 @@ def fake_graph(settings):
         settings.WHATSAPP_GRAPH_URL = fake.url
         settings.WHATSAPP_ACCESS_TOKEN = fake.token
         yield fake
+
+
+# --- Browser tests: real headless Chromium (Debian's package) driven by Playwright -------------
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps calling Google's hosts, which this
+# network refuses; --no-sandbox because CI runs as root.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "artifacts" / "screenshots"
+
+
+def pytest_collection_modifyitems(items):
+    # Playwright's sync API keeps an asyncio loop running in the main thread from the browser's
+    # start to the end of the session; browser tests run last so no other test runs beside it.
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session. A missing browser fails the test: never a skip,
+    so a machine without it cannot pass the suite by running fewer tests."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium package (apt-get install chromium); "
+                    ".ci/run does it", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    # That running loop makes Django refuse database calls from the test's own code ("you cannot
+    # call this from an async context"); nothing async runs there, so the check is off for this
+    # test process, only while the browser lives.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh context and page (5 s default timeout). `page.dialogs` collects every JS dialog as
+    (type, message), dismissed, so a test can assert none fired; `page.errors` collects uncaught
+    JS errors. A screenshot goes to artifacts/screenshots/<test name>.png, pass or fail."""
+    context = browser.new_context(locale="pt-BR", viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(5000)
+    new_page = context.new_page()
+    new_page.dialogs = []
+    new_page.errors = []
+
+    def on_dialog(dialog):
+        new_page.dialogs.append((dialog.type, dialog.message))
+        dialog.dismiss()
+
+    new_page.on("dialog", on_dialog)
+    new_page.on("pageerror", lambda error: new_page.errors.append(str(error)))
+    try:
+        yield new_page
+    finally:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^\w.-]+", "_", request.node.name)
+        try:
+            new_page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, timeout=5000)
+        finally:
+            context.close()
+
+
+OPERATOR_PASSWORD = "operador-senha-123"
+
+
+@pytest.fixture
+def logged_in_page(live_server, page, django_user_model, settings):
+    """`page` logged in, through the real login form, as `operador`, a member of the operators
+    group; the user is `page.user`, its password OPERATOR_PASSWORD."""
+    from django.contrib.auth.models import Group
+
+    # PBKDF2 costs about half a second per hash, twice per login: a fast hasher keeps a suite of
+    # logged-in browser tests quick (the live server thread reads the same settings).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+    from chatbot.management.commands.bootstrap import OPERATORS_GROUP
+
+    user = django_user_model.objects.create_user(username="operador", password=OPERATOR_PASSWORD,
+                                                 first_name="Ana")
+    user.groups.add(Group.objects.get_or_create(name=OPERATORS_GROUP)[0])
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", OPERATOR_PASSWORD)
+    page.locator("form:has(input[name=password]) [type=submit]").click()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    except PlaywrightTimeout:
+        pytest.fail(f"logging in as {user.username} did not leave the login page ({page.url})", pytrace=False)
+    assert any(cookie["name"] == "sessionid" for cookie in page.context.cookies()), "no session cookie after login"
+    page.user = user
+    return page

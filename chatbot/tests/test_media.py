@@ -1,10 +1,11 @@
 """Media both ways (chatbot/media.py) against the fake Graph API, and the views that serve them."""
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from chatbot.management.commands.bootstrap import OPERATORS_GROUP
 from chatbot.models import ApiToken, Message
 from chatbot.tests.helpers import payload_bytes, post_signed
 
@@ -82,7 +83,11 @@ def test_media_files_are_for_logged_in_operators_only(client, image_message):
     response = client.get(url)
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
-    client.force_login(User.objects.create_user("ana"))
+    client.force_login(User.objects.create_user("visitante"))  # logged in, but not an operator
+    assert client.get(url).status_code == 403
+    operator = User.objects.create_user("ana")
+    operator.groups.add(Group.objects.get_or_create(name=OPERATORS_GROUP)[0])
+    client.force_login(operator)
     response = client.get(url)
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == JPEG

@@ -39,7 +39,8 @@ class Command(BaseCommand):
 
         url = url.rstrip("/")
         self.stdout.write(_("Business number: %(number)s") % {"number": number})
-        self.stdout.write(_("Open %(url)s/admin/ (health: %(url)s/chatbot/health/)") % {"url": url})
+        self.stdout.write(_("Open %(url)s/chatbot/dashboard/ (admin: %(url)s/admin/, health: %(url)s/chatbot/health/)")
+                          % {"url": url})
 
         User = get_user_model()
         if User.objects.filter(is_active=True).exists():

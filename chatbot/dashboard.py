@@ -1,0 +1,352 @@
+"""The operators' dashboard: pages under /chatbot/dashboard/ (design.md, "Dashboard").
+
+Views translate HTTP: reads come from `selectors`, actions from `operators` and `conversation`.
+Every action is a POST (CSRF-checked) answered with a redirect, so a reload never repeats it.
+"""
+
+import json
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from . import conversation, inbound, lgpd, media, message_templates, operators, ratelimit, selectors
+from .management.commands.bootstrap import OPERATORS_GROUP
+from .models import CannedReply, Contact, Department, Message, Session, Template, WebhookEvent
+
+
+def is_operator(user):
+    return user.is_staff or user.is_superuser or any(g.name == OPERATORS_GROUP for g in user.groups.all())
+
+
+def operator_required(view):
+    """Logged in (else to the login page) and an operator or admin (else 403)."""
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not is_operator(request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+    return wrapper
+
+
+def admin_required(view):
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not (request.user.is_staff or request.user.is_superuser):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+    return wrapper
+
+
+class ThrottledLoginView(LoginView):
+    """Django's login, refusing with 429 after a burst of attempts for one name from one address
+    (and many from one address), so passwords can't be guessed at speed."""
+
+    def post(self, request, *args, **kwargs):
+        address = request.META.get("REMOTE_ADDR", "")
+        username = request.POST.get("username", "")[:150].lower()
+        wait = max(ratelimit.allow(f"login:{address}:{username}", interval=60, burst=5),
+                   ratelimit.allow(f"login:{address}", interval=6, burst=30))
+        if wait:
+            throttled = _("Too many login attempts. Try again in %(minutes)d minute(s).") % {
+                "minutes": int(wait // 60) + 1}
+            return self.render_to_response(self.get_context_data(throttled=throttled), status=429)
+        return super().post(request, *args, **kwargs)
+
+
+# --- Overview --------------------------------------------------------------------------------
+
+
+@require_GET
+@operator_required
+def overview(request):
+    return render(request, "dashboard/overview.html", {"stats": selectors.overview(), "section": "overview"})
+
+
+# --- Conversations ---------------------------------------------------------------------------
+
+
+def list_filters(query):
+    department = query.get("department", "")
+    return selectors.ListFilters(
+        status=query.get("status", ""), department=int(department) if department.isdigit() else None,
+        assignee=query.get("assignee", ""), unread=query.get("unread") == "1", q=query.get("q", "").strip()[:100],
+        sort="window" if query.get("sort") == "window" else "activity",
+    )
+
+
+@require_GET
+@operator_required
+def conversation_list(request):
+    filters = list_filters(request.GET)
+    page = Paginator(selectors.conversations(filters, request.user), selectors.LIST_PAGE).get_page(
+        request.GET.get("page"))
+    context = {"page": page, "filters": filters, "now": timezone.now(), "section": "conversations"}
+    if request.GET.get("partial") == "1":
+        return render(request, "dashboard/_conversation_rows.html", context)
+    context.update(departments=Department.objects.filter(is_active=True),
+                   operators=get_user_model().objects.filter(is_active=True).order_by("username"),
+                   statuses=Session.Status.choices)
+    return render(request, "dashboard/conversations.html", context)
+
+
+def conversation_context(request, session):
+    before = request.GET.get("before", "")
+    thread = selectors.thread(session, before=int(before) if before.isdigit() else None)
+    window_left = selectors.window_left(session.contact)
+    templates = selectors.approved_templates() if window_left is None else []
+    return {
+        "session": session, "contact": session.contact, "thread": thread, "window_left": window_left,
+        "older": thread[0].pk if len(thread) == selectors.THREAD_PAGE else None,
+        "mark": selectors.last_change(session), "notes": session.notes.select_related("author"),
+        "canned": CannedReply.objects.all(), "templates": templates,
+        "template_fields": {t.pk: operators.template_placeholders(t) for t in templates},
+        "departments": Department.objects.filter(is_active=True),
+        "operators": get_user_model().objects.filter(is_active=True).order_by("username"),
+        "now": timezone.now(), "section": "conversations",
+    }
+
+
+@require_GET
+@operator_required
+def conversation_detail(request, session_id):
+    session = get_object_or_404(Session.objects.select_related("contact", "department", "assigned_to",
+                                                               "phone_number"), pk=session_id)
+    if session.unread:
+        Session.objects.filter(pk=session.pk).update(unread=0)
+    return render(request, "dashboard/conversation.html", conversation_context(request, session))
+
+
+@require_GET
+@operator_required
+def conversation_updates(request, session_id):
+    """What changed since the page's `mark`: new messages, ticks and the header (polled by JS)."""
+    session = get_object_or_404(Session.objects.select_related("contact", "department", "assigned_to"),
+                                pk=session_id)
+    mark = selectors.last_change(session)
+    if mark == request.GET.get("mark"):
+        return JsonResponse({"mark": mark, "changed": False})
+    after = request.GET.get("after", "")
+    new = selectors.thread(session, after=int(after) if after.isdigit() else 0)
+    if session.unread:  # shown on an operator's screen: read
+        Session.objects.filter(pk=session.pk).update(unread=0)
+    render_one = lambda message: render_to_string("dashboard/_message.html", {"message": message}, request)  # noqa: E731
+    return JsonResponse({
+        "mark": mark, "changed": True, "messages": [render_one(message) for message in new],
+        "ticks": {m.pk: render_to_string("dashboard/_ticks.html", {"message": m}, request)
+                  for m in selectors.recent_statuses(session)},
+        "status": session.status, "window_open": selectors.window_left(session.contact) is not None,
+    })
+
+
+def back_to(session):
+    return redirect("chatbot:dashboard-conversation", session_id=session.pk)
+
+
+@require_POST
+@operator_required
+def conversation_reply(request, session_id):
+    session = get_object_or_404(Session.objects.select_related("contact", "phone_number"), pk=session_id)
+    buttons = [title.strip() for title in request.POST.getlist("button") if title.strip()]
+    try:
+        operators.reply(session=session, user=request.user, text=request.POST.get("text", ""), buttons=buttons,
+                        upload=request.FILES.get("file"))
+    except operators.Refused as refused:
+        # The page comes back with the text kept: a refused reply is never lost.
+        messages.error(request, refused.message)
+        context = conversation_context(request, session)
+        context.update(draft=request.POST.get("text", ""), draft_buttons=buttons)
+        return render(request, "dashboard/conversation.html", context, status=400)
+    return back_to(session)
+
+
+@require_POST
+@operator_required
+def conversation_template(request, session_id):
+    session = get_object_or_404(Session.objects.select_related("contact", "phone_number"), pk=session_id)
+    template = get_object_or_404(Template, pk=request.POST.get("template") or 0, status="APPROVED")
+    try:
+        operators.send_template(session=session, user=request.user, template=template,
+                                values=request.POST.getlist(f"param-{template.pk}"))
+    except operators.Refused as refused:
+        messages.error(request, refused.message)
+    return back_to(session)
+
+
+@require_POST
+@operator_required
+def conversation_action(request, session_id):
+    session = get_object_or_404(Session.objects.select_related("contact", "phone_number"), pk=session_id)
+    action = request.POST.get("action")
+    if action == "take":
+        if not conversation.take(session, request.user):
+            messages.error(request, _("This conversation is closed."))
+    elif action == "assign":
+        user = get_object_or_404(get_user_model(), pk=request.POST.get("user") or 0, is_active=True)
+        conversation.transfer(session, user=user)
+    elif action == "transfer":
+        department = get_object_or_404(Department, pk=request.POST.get("department") or 0, is_active=True)
+        conversation.transfer(session, department=department)
+    elif action == "return":
+        conversation.return_to_bot(session)
+    elif action == "close":
+        conversation.close(session)
+    else:
+        return HttpResponse(_("Unknown action."), status=400, content_type="text/plain; charset=utf-8")
+    return back_to(session)
+
+
+@require_POST
+@operator_required
+def conversation_note(request, session_id):
+    session = get_object_or_404(Session, pk=session_id)
+    try:
+        operators.add_note(session=session, user=request.user, text=request.POST.get("text", ""))
+    except operators.Refused as refused:
+        messages.error(request, refused.message)
+    return back_to(session)
+
+
+@require_POST
+@operator_required
+def media_retry(request, message_id):
+    message = get_object_or_404(Message, pk=message_id)
+    if not media.retry(message):
+        messages.error(request, _("Meta keeps a customer's media for 7 days only; this file can't be fetched again."))
+    return back_to(message.session) if message.session_id else redirect("chatbot:dashboard")
+
+
+# --- Contacts --------------------------------------------------------------------------------
+
+
+@require_GET
+@operator_required
+def contact_list(request):
+    contacts = Contact.objects.filter(anonymized_at__isnull=True).order_by("-last_seen_at")
+    q = request.GET.get("q", "").strip()[:100]
+    if q:
+        digits = "".join(ch for ch in q if ch.isdigit())
+        contacts = contacts.filter(name__icontains=q) | (contacts.filter(wa_id__contains=digits) if digits
+                                                         else Contact.objects.none())
+    page = Paginator(contacts, selectors.LIST_PAGE).get_page(request.GET.get("page"))
+    return render(request, "dashboard/contacts.html", {"page": page, "q": q, "section": "contacts"})
+
+
+@require_GET
+@operator_required
+def contact_detail(request, contact_id):
+    contact = get_object_or_404(Contact, pk=contact_id)
+    sessions = contact.sessions.select_related("department", "assigned_to").order_by("-started_at")[:50]
+    return render(request, "dashboard/contact.html", {"contact": contact, "sessions": sessions,
+                                                      "section": "contacts"})
+
+
+@require_POST
+@operator_required
+def contact_update(request, contact_id):
+    """Block or unblock, opt out of or back into marketing."""
+    contact = get_object_or_404(Contact, pk=contact_id)
+    field = request.POST.get("field")
+    if field not in ("blocked", "opted_out"):
+        return HttpResponse(_("Unknown field."), status=400, content_type="text/plain; charset=utf-8")
+    setattr(contact, field, request.POST.get("value") == "1")
+    if field == "opted_out":
+        contact.opted_out_at = timezone.now() if contact.opted_out else None
+    contact.save(update_fields=[field, "opted_out_at"])
+    return redirect("chatbot:dashboard-contact", contact_id=contact.pk)
+
+
+@require_GET
+@admin_required
+def contact_export(request, contact_id):
+    contact = get_object_or_404(Contact, pk=contact_id)
+    response = HttpResponse(json.dumps(lgpd.export(contact), ensure_ascii=False, indent=2),
+                            content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="contato-{contact.pk}.json"'
+    return response
+
+
+@admin_required
+def contact_anonymize(request, contact_id):
+    """A confirmation page (GET), then the irreversible erasure (POST)."""
+    contact = get_object_or_404(Contact, pk=contact_id, anonymized_at__isnull=True)
+    if request.method != "POST":
+        return render(request, "dashboard/contact_anonymize.html", {"contact": contact, "section": "contacts"})
+    if request.POST.get("confirm") != contact.wa_id and request.POST.get("confirm") != str(contact.pk):
+        messages.error(request, _("Type the number exactly as shown to confirm."))
+        return redirect("chatbot:dashboard-contact-anonymize", contact_id=contact.pk)
+    lgpd.anonymize(contact, by=request.user)
+    messages.success(request, _("The contact's personal data was erased."))
+    return redirect("chatbot:dashboard-contacts")
+
+
+# --- Templates and webhook log ---------------------------------------------------------------
+
+
+@require_GET
+@operator_required
+def template_list(request):
+    return render(request, "dashboard/templates.html", {"templates": Template.objects.all(),
+                                                        "section": "templates"})
+
+
+@require_POST
+@operator_required
+def template_sync(request):
+    try:
+        count = message_templates.sync()
+    except message_templates.SyncError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, _("%(count)d templates synced.") % {"count": count})
+    return redirect("chatbot:dashboard-templates")
+
+
+@require_GET
+@operator_required
+def webhook_list(request):
+    events = WebhookEvent.objects.order_by("-received_at")
+    result = request.GET.get("result", "")
+    if result in WebhookEvent.Result.values:
+        events = events.filter(result=result)
+    page = Paginator(events.defer("body"), selectors.LIST_PAGE).get_page(request.GET.get("page"))
+    return render(request, "dashboard/webhooks.html", {"page": page, "result": result,
+                                                       "results": WebhookEvent.Result.choices,
+                                                       "section": "webhooks"})
+
+
+@require_GET
+@operator_required
+def webhook_detail(request, event_id):
+    event = get_object_or_404(WebhookEvent, pk=event_id)
+    try:
+        body = json.dumps(json.loads(event.body), ensure_ascii=False, indent=2)
+    except ValueError:
+        body = event.body
+    return render(request, "dashboard/webhook.html", {"event": event, "body": body, "section": "webhooks"})
+
+
+@require_POST
+@operator_required
+def webhook_reprocess(request, event_id):
+    event = get_object_or_404(WebhookEvent, pk=event_id)
+    inbound.reprocess(event)
+    event.refresh_from_db()
+    if event.result == WebhookEvent.Result.FAILED:
+        messages.error(request, _("Event %(id)d failed again: %(error)s") % {"id": event.pk, "error": event.error})
+    else:
+        messages.success(request, _("Event %(id)d applied.") % {"id": event.pk})
+    return redirect(reverse("chatbot:dashboard-webhook", args=[event.pk]))

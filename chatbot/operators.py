@@ -1,0 +1,118 @@
+"""What operators do from the dashboard: reply, send a template, take notes. Every reply goes
+through the same checks and the same outbound queue as the send API."""
+
+import mimetypes
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import api, media, outbound, validation
+from .models import Message, Note, Session
+
+
+class Refused(Exception):
+    """The reply can't be sent as written; `message` says why, for the operator."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = str(message)
+
+
+def reply(*, session, user, text="", buttons=(), upload=None):
+    """Queue an operator's reply (text, text with reply buttons, or a file with a caption)."""
+    text = text.strip()
+    if upload is not None:
+        try:
+            media_id = media.upload(session.phone_number, upload)
+        except media.MediaRefused as error:
+            raise Refused(error.message) from None
+        mime_type = mimetypes.guess_type(upload.name)[0] or ""
+        kind = mime_type.split("/")[0] if mime_type.split("/")[0] in media.MEDIA_TYPES - {"sticker"} else "document"
+        body = {"id": media_id}
+        if text and kind != "audio":
+            body["caption"] = text
+        if kind == "document":
+            body["filename"] = upload.name
+        data = {"type": kind, kind: body}
+    elif buttons:
+        data = {"type": "interactive", "interactive": {"type": "button", "body": {"text": text}, "action": {
+            "buttons": [{"type": "reply", "reply": {"id": f"op{index}", "title": title}}
+                        for index, title in enumerate(buttons, start=1)]}}}
+    elif text:
+        data = {"type": "text", "text": {"body": text}}
+    else:
+        raise Refused(_("Write a message or attach a file."))
+    message = queue(session=session, user=user, data=data)
+    if upload is not None:
+        upload.seek(0)
+        message.media_id, message.media_mime_type, message.media_filename = body["id"], mime_type, upload.name
+        message.media_size, message.media_status = upload.size, Message.MediaStatus.READY
+        message.media_file.save(upload.name, upload, save=False)
+        message.save(update_fields=["media_id", "media_mime_type", "media_filename", "media_size",
+                                    "media_status", "media_file"])
+    return message
+
+
+def template_placeholders(template):
+    """The template's parameters in order: [(component, placeholder)], e.g. [("body", "1")]."""
+    placeholders = []
+    for component in template.components or []:
+        kind = str(component.get("type", "")).lower()
+        if kind in ("header", "body") and isinstance(component.get("text"), str):
+            seen = []
+            for name in validation.PLACEHOLDER.findall(component["text"]):
+                if name not in seen:
+                    seen.append(name)
+            placeholders += [(kind, name) for name in seen]
+    return placeholders
+
+
+def send_template(*, session, user, template, values):
+    """Queue a template message, `values` filling its placeholders in order."""
+    named = template.parameter_format.upper() == "NAMED"
+    components = {}
+    for (kind, name), value in zip(template_placeholders(template), values, strict=False):
+        parameter = {"type": "text", "text": value.strip()}
+        if named:
+            parameter["parameter_name"] = name
+        components.setdefault(kind, []).append(parameter)
+    body = {"name": template.name, "language": {"code": template.language}}
+    if components:
+        body["components"] = [{"type": kind, "parameters": parameters} for kind, parameters in components.items()]
+    return queue(session=session, user=user, data={"type": "template", "template": body})
+
+
+def queue(*, session, user, data):
+    """Check and queue one message for the session's contact; the operator takes the session."""
+    contact = session.contact
+    try:
+        message = validation.clean_message({**data, "to": contact.address})
+    except validation.InvalidMessage as error:
+        raise Refused(error.message) from None
+    with transaction.atomic():
+        locked = Session.objects.select_for_update().get(pk=session.pk)
+        if locked.status == Session.Status.CLOSED:
+            raise Refused(_("This conversation is closed; the customer's next message opens a new one."))
+        try:
+            api.check_rules(message, contact)
+        except api.ApiError as error:
+            raise Refused(error.message) from None
+        now = timezone.now()
+        # Answering a customer is taking the conversation: the bot must not talk over the operator.
+        if locked.status != Session.Status.OPEN or locked.assigned_to_id is None:
+            locked.status = Session.Status.OPEN
+            locked.assigned_to = locked.assigned_to or user
+        locked.first_response_at = locked.first_response_at or now
+        locked.last_message_at = now
+        locked.unread = 0
+        locked.save(update_fields=["status", "assigned_to", "first_response_at", "last_message_at", "unread"])
+        return outbound.queue(phone_number=session.phone_number, contact=contact, message=message,
+                              source=Message.Source.OPERATOR, session=locked, sent_by=user)
+
+
+def add_note(*, session, user, text):
+    text = text.strip()
+    if not text:
+        raise Refused(_("The note is empty."))
+    return Note.objects.create(session=session, author=user, text=text)

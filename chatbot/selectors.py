@@ -1,0 +1,254 @@
+"""Reads for the operators' dashboard: each page's data in a fixed number of queries, whatever the
+number of contacts, sessions and messages (the page tests count them)."""
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from django.core.cache import cache
+from django.db.models import Count, Max, OuterRef, Q, Subquery
+from django.db.models.functions import ExtractHour, TruncDate
+from django.utils import timezone
+
+from . import health
+from .models import WINDOW, DailyStats, Message, Session, Template, WebhookEvent
+
+# The overview's charts: 14 days of messages, 30 days of billable ones (today's counted live).
+CHART_DAYS = 14
+HISTORY_DAYS = 30
+YESTERDAY_CACHE_SECONDS = 600
+# Rows that belong to another message (shown on it) rather than in the thread of their own.
+ATTACHED_TYPES = ("reaction", "edit", "revoke")
+THREAD_PAGE = 50  # about two screens; earlier ones a click away
+LIST_PAGE = 50
+
+
+def start_of_day(now):
+    return timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+# --- Overview --------------------------------------------------------------------------------
+
+
+def overview(now=None):
+    now = now or timezone.now()
+    today_start = start_of_day(now)
+    today = today_counts(today_start)
+    past = history(today_start)
+    by_status = dict(Session.objects.exclude(status=Session.Status.CLOSED)
+                     .values_list("status").annotate(n=Count("id")))
+    waiting = list(Session.objects.filter(status=Session.Status.WAITING).select_related("contact", "department")
+                   .order_by("waiting_since")[:5])
+    return {
+        "messages_in": today["total"]["in"],
+        "messages_out": today["total"]["out"],
+        "sessions": {status: by_status.get(status, 0) for status in ("bot", "waiting", "open")},
+        "waiting": waiting,
+        "oldest_wait": now - waiting[0].waiting_since if waiting and waiting[0].waiting_since else None,
+        "failed_24h": Message.objects.filter(status=Message.Status.FAILED, failed_at__gte=now - timedelta(days=1))
+        .count(),
+        "first_response": median_first_response(now),
+        "last_webhook": WebhookEvent.objects.aggregate(last=Max("received_at"))["last"],
+        "webhook_errors": WebhookEvent.objects.filter(result=WebhookEvent.Result.FAILED,
+                                                      received_at__gte=now - timedelta(days=1)).count(),
+        "whatsapp": health.check_whatsapp(),
+        "days": chart_days(today_start, past, today["total"]),
+        "hours": bars([(hour, today["hours"].get(hour, {"in": 0, "out": 0})) for hour in range(24)]),
+        "pricing": pricing(past, today["pricing"]),
+    }
+
+
+def today_counts(today_start):
+    """Today's messages by hour and direction, and the billable ones by category: one pass."""
+    rows = (Message.objects.filter(timestamp__gte=today_start).exclude(type__in=ATTACHED_TYPES)
+            .annotate(hour=ExtractHour("timestamp", tzinfo=timezone.get_current_timezone()))
+            .values_list("hour", "direction", "pricing_category").annotate(n=Count("id")))
+    hours, total, categories = {}, {"in": 0, "out": 0}, {}
+    for hour, direction, category, n in rows:
+        counts = hours.setdefault(hour, {"in": 0, "out": 0})
+        counts[direction] += n
+        total[direction] += n
+        if category and direction == Message.Direction.OUT:
+            categories[category] = categories.get(category, 0) + n
+    return {"hours": hours, "total": total, "pricing": categories}
+
+
+def median_first_response(now):
+    """Median time from asking for a person to an operator taking the session, last 7 days."""
+    pairs = Session.objects.filter(first_response_at__gte=now - timedelta(days=7), waiting_since__isnull=False) \
+        .values_list("waiting_since", "first_response_at")[:5000]
+    waits = [(taken - asked).total_seconds() for asked, taken in pairs if taken >= asked]
+    return timedelta(seconds=statistics.median(waits)) if waits else None
+
+
+def count_days(since, until):
+    """{day: {"in", "out", "pricing": {category: n}}} for the messages in [since, until)."""
+    rows = (Message.objects.filter(timestamp__gte=since, timestamp__lt=until).exclude(type__in=ATTACHED_TYPES)
+            .annotate(day=TruncDate("timestamp", tzinfo=timezone.get_current_timezone()))
+            .values_list("day", "direction", "pricing_category").annotate(n=Count("id")))
+    days = {}
+    for day, direction, category, n in rows:
+        counts = days.setdefault(day, {"in": 0, "out": 0, "pricing": {}})
+        counts[direction] += n
+        if category and direction == Message.Direction.OUT:
+            counts["pricing"][category] = counts["pricing"].get(category, 0) + n
+    return days
+
+
+def history(today_start):
+    """Counts of the days before today (HISTORY_DAYS with today). Days that ended over 24 h ago are final (status
+    webhooks have arrived) and kept in DailyStats, counted once; yesterday is counted again every
+    few minutes."""
+    yesterday_start = today_start - timedelta(days=1)
+    first_day = (today_start - timedelta(days=HISTORY_DAYS - 1)).date()
+    stored = {row.day: {"in": row.received, "out": row.sent, "pricing": row.pricing}
+              for row in DailyStats.objects.filter(day__gte=first_day, day__lt=yesterday_start.date())}
+    missing = [first_day + timedelta(days=n) for n in range(HISTORY_DAYS - 2)
+               if first_day + timedelta(days=n) not in stored]
+    if missing:
+        since = datetime.combine(missing[0], time(), tzinfo=today_start.tzinfo)
+        counted = count_days(since, yesterday_start)
+        empty = {"in": 0, "out": 0, "pricing": {}}
+        rows = [DailyStats(day=day, received=counted.get(day, empty)["in"], sent=counted.get(day, empty)["out"],
+                           pricing=counted.get(day, empty)["pricing"]) for day in missing]
+        DailyStats.objects.bulk_create(rows, ignore_conflicts=True)
+        stored.update({day: counted.get(day, empty) for day in missing})
+    key = f"dashboard:yesterday:{yesterday_start.date()}"
+    yesterday = cache.get(key)
+    if yesterday is None:
+        yesterday = count_days(yesterday_start, today_start).get(yesterday_start.date(), {})
+        cache.set(key, yesterday, YESTERDAY_CACHE_SECONDS)
+    stored[yesterday_start.date()] = {"in": 0, "out": 0, "pricing": {}, **yesterday}
+    return stored
+
+
+def chart_days(today_start, past, today_total):
+    days = [(today_start - timedelta(days=offset)).date() for offset in range(CHART_DAYS - 1, -1, -1)]
+    counts = {**past, today_start.date(): today_total}
+    return bars([(day, counts.get(day, {"in": 0, "out": 0})) for day in days])
+
+
+def bars(points):
+    """Chart points with each bar's height as a percentage of the tallest."""
+    top = max([max(c["in"], c["out"]) for _, c in points] + [1])
+    return {"top": top, "points": [
+        {"label": label, "in": c["in"], "out": c["out"], "in_pct": 100 * c["in"] / top,
+         "out_pct": 100 * c["out"] / top} for label, c in points]}
+
+
+def pricing(past, today):
+    """Messages Meta reported as billable, by pricing category, over the last 30 days."""
+    counts = dict(today)
+    for day in past.values():
+        for category, n in day["pricing"].items():
+            counts[category] = counts.get(category, 0) + n
+    return sorted(counts.items(), key=lambda item: -item[1])
+
+
+# --- Conversations ---------------------------------------------------------------------------
+
+
+@dataclass
+class ListFilters:
+    status: str = ""          # "" = every session not closed; "all" = closed ones too
+    department: int | None = None
+    assignee: str = ""        # "", "me", "none" or a user id
+    unread: bool = False
+    q: str = ""
+    sort: str = "activity"    # or "window": the 24-hour window closing soonest first
+
+
+def conversations(filters, user, now=None):
+    """The sessions for the list, newest activity first, each with its last message's text."""
+    now = now or timezone.now()
+    sessions = Session.objects.select_related("contact", "department", "assigned_to")
+    if filters.status in Session.Status.values:
+        sessions = sessions.filter(status=filters.status)
+    elif filters.status != "all":
+        sessions = sessions.exclude(status=Session.Status.CLOSED)
+    if filters.department:
+        sessions = sessions.filter(department_id=filters.department)
+    if filters.assignee == "me":
+        sessions = sessions.filter(assigned_to=user)
+    elif filters.assignee == "none":
+        sessions = sessions.filter(assigned_to__isnull=True)
+    elif filters.assignee.isdigit():
+        sessions = sessions.filter(assigned_to_id=int(filters.assignee))
+    if filters.unread:
+        sessions = sessions.filter(unread__gt=0)
+    if filters.q:
+        digits = "".join(ch for ch in filters.q if ch.isdigit())
+        match = Q(contact__name__icontains=filters.q)
+        if digits:
+            match |= Q(contact__wa_id__contains=digits)
+        sessions = sessions.filter(match)
+    if filters.sort == "window":
+        sessions = sessions.filter(contact__last_inbound_at__gt=now - WINDOW).order_by("contact__last_inbound_at")
+    else:
+        sessions = sessions.order_by("-last_message_at")
+    last_text = Message.objects.filter(session=OuterRef("pk")).exclude(type__in=ATTACHED_TYPES) \
+        .order_by("-timestamp", "-pk").values("text")[:1]
+    return sessions.annotate(last_text=Subquery(last_text))
+
+
+def window_left(contact, now=None):
+    """Time left in the contact's 24-hour window, or None when it is closed."""
+    if contact.last_inbound_at is None:
+        return None
+    left = contact.last_inbound_at + WINDOW - (now or timezone.now())
+    return left if left > timedelta(0) else None
+
+
+# --- One conversation ------------------------------------------------------------------------
+
+
+def thread(session, *, before=None, after=None, limit=THREAD_PAGE):
+    """The session's messages, oldest first, with their reactions and the messages they quote.
+
+    By default the last `limit`; `before` pages back, `after` gives only newer ones (live updates).
+    """
+    messages = Message.objects.filter(session=session).exclude(type__in=ATTACHED_TYPES).select_related("sent_by")
+    if after is not None:
+        page = list(messages.filter(pk__gt=after).order_by("pk")[:limit])
+    else:
+        if before is not None:
+            messages = messages.filter(pk__lt=before)
+        page = list(messages.order_by("-pk")[:limit])[::-1]
+    attach_related(page)
+    return page
+
+
+def attach_related(messages):
+    """Set `reactions` and `quoted` on each message with two queries for the whole page."""
+    wamids = [m.wamid for m in messages if m.wamid]
+    reactions = {}
+    if wamids:
+        for reaction in Message.objects.filter(type="reaction", target_wamid__in=wamids).exclude(text=""):
+            reactions.setdefault(reaction.target_wamid, []).append(reaction)
+    quoted_ids = {m.reply_to for m in messages if m.reply_to}
+    quoted = {m.wamid: m for m in Message.objects.filter(wamid__in=quoted_ids).only("wamid", "text", "type",
+                                                                                  "direction")} if quoted_ids else {}
+    for message in messages:
+        message.reactions = reactions.get(message.wamid, [])
+        message.quoted = quoted.get(message.reply_to)
+
+
+def recent_statuses(session, limit=THREAD_PAGE):
+    """The newest outbound messages of the session, for refreshing their ticks."""
+    return list(Message.objects.filter(session=session, direction=Message.Direction.OUT).order_by("-pk")[:limit])
+
+
+def last_change(session):
+    """A mark that changes whenever the shown messages do (live updates compare it): a new one, or
+    a status on one of the last page's."""
+    shown = Message.objects.filter(session=session).order_by("-pk")[:THREAD_PAGE]
+    newest = Message.objects.filter(pk__in=shown.values("pk")).aggregate(
+        id=Max("pk"), sent=Max("sent_at"), delivered=Max("delivered_at"), read=Max("read_at"),
+        failed=Max("failed_at"))
+    return "|".join(str(value) for value in newest.values())
+
+
+def approved_templates():
+    return list(Template.objects.filter(status="APPROVED").order_by("name", "language"))
+
+

@@ -1,0 +1,61 @@
+"""Small formatting filters for the dashboard's templates."""
+
+from django import template
+from django.utils.translation import gettext as _
+
+from chatbot import outbound, selectors
+
+register = template.Library()
+
+
+@register.filter
+def duration(value):
+    """A timedelta as people say it: "45 s", "12 min", "3 h 05 min", "2 d 4 h"."""
+    if value is None:
+        return "—"
+    seconds = max(int(value.total_seconds()), 0)
+    if seconds < 60:
+        return _("%(s)d s") % {"s": seconds}
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 3600:
+        return _("%(m)d min") % {"m": minutes}
+    if seconds < 86400:
+        return _("%(h)d h %(m)02d min") % {"h": hours, "m": minutes % 60}
+    return _("%(d)d d %(h)d h") % {"d": days, "h": hours % 24}
+
+
+@register.filter
+def explanation(message):
+    return outbound.explanation(message)
+
+
+@register.filter
+def get_item(mapping, key):
+    return mapping.get(key)
+
+
+@register.filter
+def media_kind(message):
+    """How the thread shows a message's file: image, audio, video or a download."""
+    mime = message.media_mime_type or ""
+    if message.type == "sticker" or mime in ("image/jpeg", "image/png", "image/webp"):
+        return "image"
+    if mime.startswith("audio/"):
+        return "audio"
+    if mime == "video/mp4":
+        return "video"
+    return "file"
+
+
+@register.filter
+def window_left(contact, now=None):
+    return selectors.window_left(contact, now)
+
+
+@register.filter
+def get_index(sequence, index):
+    """The item at `index`, or "" past the end (for refilling a refused form)."""
+    try:
+        return sequence[index]
+    except (IndexError, TypeError):
+        return ""
