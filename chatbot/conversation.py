@@ -28,6 +28,7 @@ from .models import (
     Holiday,
     KeywordRule,
     Message,
+    PhoneNumber,
     Session,
 )
 
@@ -36,8 +37,15 @@ logger = logging.getLogger(__name__)
 SPAM_WINDOW = timedelta(minutes=1)
 
 
-def open_session(contact, phone_number, moment):
-    """The contact's open session on this number, locked for this transaction, created if none."""
+def open_session(contact, phone_number, moment, *, new_contact=False):
+    """The contact's open session on this number, locked for this transaction, created if none.
+
+    `new_contact`: the contact was created in this transaction, so no other transaction can have
+    a session for it yet: no lookup, and no savepoint for a racing insert.
+    """
+    if new_contact:
+        return Session.objects.create(contact=contact, phone_number=phone_number, started_at=moment,
+                                      last_message_at=moment)
     sessions = Session.objects.select_for_update().filter(contact=contact, phone_number=phone_number)
     session = sessions.exclude(status=Session.Status.CLOSED).first()
     if session is None:
@@ -49,13 +57,14 @@ def open_session(contact, phone_number, moment):
         except IntegrityError:
             # The one-open-session constraint: another worker opened it first; use that one.
             session = sessions.exclude(status=Session.Status.CLOSED).get()
+    session.contact, session.phone_number = contact, phone_number  # the rows in hand: no lazy reads
     return session
 
 
 # The configuration is read at most this often per process: eight queries saved on every turn,
 # and an owner's change in the admin reaches every worker within this many seconds.
 CONFIG_TTL = 5.0
-_config_cache = {"at": float("-inf"), "config": None, "settings": None}
+_config_cache = {"at": float("-inf"), "config": None, "settings": None, "numbers": {}}
 
 
 def load_config():
@@ -63,8 +72,22 @@ def load_config():
     CONFIG_TTL seconds old."""
     if time.monotonic() - _config_cache["at"] > CONFIG_TTL:
         settings_row = BotSettings.load()
-        _config_cache.update(config=read_config(settings_row), settings=settings_row, at=time.monotonic())
+        _config_cache.update(config=read_config(settings_row), settings=settings_row, numbers={},
+                             at=time.monotonic())
     return _config_cache["config"], _config_cache["settings"]
+
+
+def business_number(phone_number_id, display=""):
+    """The business number's row (created on first sight), kept with the configuration snapshot:
+    every inbound message needs it, and it changes only in the admin. A number deleted in the
+    meantime fails the webhook event's commit (foreign key), which is retried after the snapshot."""
+    load_config()
+    numbers = _config_cache["numbers"]
+    if phone_number_id not in numbers:
+        numbers[phone_number_id], _ = PhoneNumber.objects.get_or_create(
+            phone_number_id=phone_number_id[:64], defaults={"display_phone_number": display[:32]}
+        )
+    return numbers[phone_number_id]
 
 
 def step_options(rows):
@@ -116,21 +139,38 @@ def read_config(texts):
 
 @transaction.atomic
 def handle_inbound(message_id):
-    """The follow-up of one stored inbound message (its task); a no-op once handled."""
+    """The follow-up of one stored inbound message, as a task: the safety net for a message whose
+    turn failed where it was applied (`inbound.apply_inbound`); a no-op once handled."""
     message = Message.objects.select_related("contact", "phone_number").get(pk=message_id)
     if message.session_id:
         return message.session
-    session = open_session(message.contact, message.phone_number, message.timestamp)
-    waiting = Message.objects.filter(
-        contact=message.contact, phone_number=message.phone_number, direction=Message.Direction.IN,
-        session__isnull=True,
-    ).order_by("timestamp", "pk")
-    for pending in waiting.select_related("contact"):
+    return follow_up(message)
+
+
+def follow_up(message, *, new_contact=False, quiet_until=None):
+    """Attach the contact's unhandled messages, `message` among them, to their open session in time
+    order, and let the bot answer them while the session is with it. Runs in the caller's
+    transaction, which holds the session's row lock until it commits.
+
+    `new_contact`: the contact was created in this transaction, so `message` is its only message.
+    `quiet_until`: the contact's last inbound time before this transaction, which spares the spam
+    guard its count when that is over a minute before the message.
+    """
+    session = open_session(message.contact, message.phone_number, message.timestamp, new_contact=new_contact)
+    if new_contact:
+        waiting = [message]
+    else:
+        waiting = Message.objects.filter(
+            contact=message.contact, phone_number=message.phone_number, direction=Message.Direction.IN,
+            session__isnull=True,
+        ).order_by("timestamp", "pk").select_related("contact")
+    for pending in waiting:
         if session.status == Session.Status.CLOSED:
             session = open_session(message.contact, message.phone_number, pending.timestamp)
         attach(session, pending)
         if session.status == Session.Status.BOT and pending.type not in SILENT_TYPES:
-            take_turn(session, pending, *load_config())
+            quiet = new_contact or (quiet_until is not None and quiet_until < pending.timestamp - SPAM_WINDOW)
+            take_turn(session, pending, *load_config(), quiet=quiet)
     session.save()
     return session
 
@@ -144,16 +184,20 @@ def attach(session, message):
     message.session = session
     if message.timestamp > session.last_message_at:
         session.last_message_at = message.timestamp
+    if message.timestamp < session.started_at:  # an earlier message delivered after a later one
+        session.started_at = message.timestamp
     session.unread += 1
 
 
-def take_turn(session, message, config, texts):
+def take_turn(session, message, config, texts, *, quiet=False):
+    """One bot turn for `message`. `quiet`: the contact wrote nothing in the minute before it, as
+    far as committed rows show (the count would find this message alone)."""
     contact = message.contact
     now = timezone.now()
     if contact.blocked or not contact.window_open(now):
         return  # nothing may be sent (blocked), or the message is too old to answer (reprocessed)
-    recent = Message.objects.filter(contact=contact, direction=Message.Direction.IN,
-                                    timestamp__gte=message.timestamp - SPAM_WINDOW).count()
+    recent = 1 if quiet else Message.objects.filter(contact=contact, direction=Message.Direction.IN,
+                                                    timestamp__gte=message.timestamp - SPAM_WINDOW).count()
     turn = bot.Turn(
         text=message.text if message.type in {"text", "button", "interactive"} else "",
         choice=choice_id(message),
@@ -171,8 +215,8 @@ def take_turn(session, message, config, texts):
         session.muted_until = now + timedelta(minutes=texts.spam_cooldown_minutes)
         logger.warning("session %s: %s messages in a minute; bot silent until %s", session.pk, recent,
                        session.muted_until)
-    for reply in decision.replies:
-        send(session, reply, context=None)
+    outbound.queue_all(phone_number=session.phone_number, contact=session.contact, messages=decision.replies,
+                       source=Message.Source.BOT, session=session)
     if decision.opt_out is not None:
         Contact.objects.filter(pk=contact.pk).update(opted_out=decision.opt_out,
                                                      opted_out_at=now if decision.opt_out else None)

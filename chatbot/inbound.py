@@ -19,7 +19,6 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -55,10 +54,7 @@ class Batch:
 
     def number(self, phone_number_id, display=""):
         if phone_number_id not in self.numbers:
-            number, _ = PhoneNumber.objects.get_or_create(
-                phone_number_id=phone_number_id or "unknown", defaults={"display_phone_number": display}
-            )
-            self.numbers[phone_number_id] = number
+            self.numbers[phone_number_id] = conversation.business_number(phone_number_id or "unknown", display)
         return self.numbers[phone_number_id]
 
 
@@ -75,10 +71,23 @@ def store(body):
         return cursor.fetchone()[0]
 
 
+def pending():
+    """Whether any stored event waits. Every worker asks ten times a second when idle, so this is
+    one indexed look-up in plain SQL outside a transaction: the claiming query's ORM compile and
+    its BEGIN and COMMIT made idle workers cost a tenth of a core."""
+    table = connection.ops.quote_name(WebhookEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        # A literal, not a parameter, so that SQLite too uses the partial index on pending rows.
+        cursor.execute(f"SELECT 1 FROM {table} WHERE result = '{WebhookEvent.Result.PENDING}' LIMIT 1")  # noqa: S608
+        return cursor.fetchone() is not None
+
+
 def drain(limit=100):
     """Apply up to `limit` (None: all) pending events, oldest first, one transaction each; returns
     how many were applied."""
     applied = 0
+    if not pending():
+        return applied
     while limit is None or applied < limit:
         with transaction.atomic():
             # Another worker applying an event holds its row: skip it rather than wait, and never
@@ -107,15 +116,23 @@ def apply(event):
     started = time.perf_counter()
     event.attempts += 1
     batch = Batch()
-    try:
-        with transaction.atomic():
-            for item in parser.parse(json.loads(event.body)):
+    errors = []
+    document = json.loads(event.body)
+    if "\\u0000" in event.body:  # as Meta escapes it; rare enough to look for in the text first
+        document = parser.without_nul(document)
+    for item in parser.parse(document):
+        try:
+            with transaction.atomic():
                 APPLY[type(item)](item, batch)
-    except Exception as exc:
-        # Everything this body changed is rolled back to the savepoint; the raw body stays.
-        logger.exception("webhook event %s failed to apply", event.pk)
+        except Exception as exc:
+            # Only this item is rolled back: Meta batches several customers in one body, and the
+            # others must not wait for a fix. The event stays failed, so reprocessing it retries
+            # this item (the applied ones are duplicates by then).
+            logger.exception("webhook event %s: an item failed to apply", event.pk)
+            errors.append(f"{type(exc).__name__}: {exc}")
+    if errors:
         event.result = WebhookEvent.Result.FAILED
-        event.error = f"{type(exc).__name__}: {exc}"[:2000]
+        event.error = "\n".join(errors)[:2000]
     else:
         event.result = WebhookEvent.Result.PROCESSED
         event.error = ""
@@ -136,18 +153,23 @@ def apply(event):
 
 
 def upsert_contact(*, wa_id, user_id, profile, moment, inbound):
-    """Find or create the contact Meta identifies by phone (`wa_id`) and/or BSUID (`user_id`)."""
+    """Find or create the contact Meta identifies by phone (`wa_id`) and/or BSUID (`user_id`).
+
+    The returned row's attributes are as updated; `created` says whether this call created it and
+    `previous_inbound_at` is its last inbound time before this call (what the spam guard needs).
+    """
     name = profile.name if profile else ""
     username = profile.username if profile else ""
     wa_id = wa_id or (profile.wa_id if profile else "")
     user_id = user_id or (profile.user_id if profile else "")
-    new = {
+    new = fit(Contact, {
         "wa_id": wa_id, "user_id": user_id, "name": name, "username": username, "first_seen_at": moment,
         "last_seen_at": moment, "last_inbound_at": moment if inbound else None,
-    }
+    })
+    wa_id, user_id, name, username = new["wa_id"], new["user_id"], new["name"], new["username"]
     if not wa_id and not user_id:
         # Meta always names the user one way or the other; if not, keep the message on its own contact.
-        return Contact.objects.create(**new)
+        return created_contact(new)
     lookup = Q(wa_id=wa_id) if wa_id else Q(user_id=user_id)
     if wa_id and user_id:
         lookup |= Q(user_id=user_id)
@@ -155,10 +177,11 @@ def upsert_contact(*, wa_id, user_id, profile, moment, inbound):
     if contact is None:
         try:
             with transaction.atomic():
-                return Contact.objects.create(**new)
+                return created_contact(new)
         except IntegrityError:
             # Another delivery created it a moment ago on another connection.
             contact = Contact.objects.filter(lookup).order_by("-wa_id").first()
+    contact.created, contact.previous_inbound_at = False, contact.last_inbound_at
     changes = {
         attribute: value
         for attribute, value in (("name", name), ("username", username), ("wa_id", wa_id), ("user_id", user_id))
@@ -173,13 +196,26 @@ def upsert_contact(*, wa_id, user_id, profile, moment, inbound):
         try:
             with transaction.atomic():
                 Contact.objects.filter(pk=contact.pk).update(**changes)
-            return contact
+            return updated(contact, changes, moment)
         except IntegrityError:
             # The ID belongs to another contact row (e.g. a BSUID first seen alone); keep both rows.
             changes.pop("wa_id", None)
             changes.pop("user_id", None)
     if changes:
         Contact.objects.filter(pk=contact.pk).update(**changes)
+    return updated(contact, changes, moment)
+
+
+def created_contact(fields):
+    contact = Contact.objects.create(**fields)
+    contact.created, contact.previous_inbound_at = True, None
+    return contact
+
+
+def updated(contact, changes, moment):
+    """`contact` with the values just written (the monotonic times as this transaction wrote them)."""
+    for attribute in changes:
+        setattr(contact, attribute, moment if attribute.startswith("last_") else changes[attribute])
     return contact
 
 
@@ -198,11 +234,21 @@ def media_fields(media):
     }
 
 
+def fit(model, fields):
+    """`fields` with each string cut to its column's length: PostgreSQL refuses longer ones, and a
+    customer's 300-character file name must not cost the message."""
+    for name, value in fields.items():
+        limit = getattr(model._meta.get_field(name), "max_length", None)
+        if limit and isinstance(value, str) and len(value) > limit:
+            fields[name] = value[:limit]
+    return fields
+
+
 def insert_message(fields):
     """Insert a message unless its wamid is known; returns the new row or None for a duplicate."""
     try:
         with transaction.atomic():
-            return Message.objects.create(**fields)
+            return Message.objects.create(**fit(Message, fields))
     except IntegrityError:
         return None
 
@@ -229,14 +275,21 @@ def apply_inbound(item, batch):
         return
     batch.counts["messages"] += 1
     follow_up_target(item, moment)
-    if item.type == "system" and item.payload.get("type") == "user_changed_number":
+    # (A contact created just now has no earlier edits to catch up on.)
+    if item.wamid and item.type not in ("edit", "revoke", "reaction") and not contact.created:
+        catch_up_follow_ups(message)
+    if item.type == "system" and isinstance(item.payload, dict) and item.payload.get("type") == "user_changed_number":
         change_number(contact, item.payload.get("wa_id") or item.payload.get("new_wa_id", ""))
-    # The conversation layer (bot, operators), media download and read receipt run in a worker.
-    # The worker that applied the message answers it right after commit; the task, committed with
-    # the message, is the safety net should that worker stop first: it runs a little later, and is
-    # a no-op once the message is handled (running both at once would only fight over the lock).
-    tasks.schedule_conversation(message.pk)
-    transaction.on_commit(partial(conversation.handle_inbound, message.pk), robust=True)
+    # The bot's turn runs here, in the transaction that stores the message: the message and its
+    # answer commit together (or neither does, and the event is applied again), with the session
+    # locked from the turn to the commit. Only a turn that fails leaves a task, committed with the
+    # message, to try again a little later.
+    try:
+        with transaction.atomic():
+            conversation.follow_up(message, new_contact=contact.created, quiet_until=contact.previous_inbound_at)
+    except Exception:
+        logger.exception("the turn of message %s failed; its task will try again", message.pk)
+        tasks.schedule_conversation(message.pk)
     if message.media_status == Message.MediaStatus.PENDING:
         tasks.download_media.enqueue(message.pk)
     if settings.WHATSAPP_MARK_READ and settings.WHATSAPP_ACCESS_TOKEN and item.type not in NOT_FROM_CUSTOMER:
@@ -251,10 +304,23 @@ def update_reaction(item, moment):
 
 
 def follow_up_target(item, moment):
+    """An edit or deletion changes the message it names; the newest edit wins in any order."""
     if item.type == "edit":
-        Message.objects.filter(wamid=item.target_wamid).update(text=item.text, edited_at=moment)
+        Message.objects.filter(Q(edited_at__isnull=True) | Q(edited_at__lt=moment), wamid=item.target_wamid) \
+            .update(text=item.text, edited_at=moment)
     elif item.type == "revoke":
         Message.objects.filter(wamid=item.target_wamid).update(revoked_at=moment)
+
+
+def catch_up_follow_ups(message):
+    """Edits and deletions that arrived before the message they change (Meta promises no order)."""
+    for later in Message.objects.filter(target_wamid=message.wamid, type__in=("edit", "revoke")).order_by("timestamp"):
+        if later.type == "edit":
+            message.text, message.edited_at = later.text, later.timestamp
+        else:
+            message.revoked_at = later.timestamp
+        Message.objects.filter(pk=message.pk).update(text=message.text, edited_at=message.edited_at,
+                                                     revoked_at=message.revoked_at)
 
 
 def change_number(contact, new_wa_id):
@@ -333,7 +399,8 @@ def keep_pending_status(item, moment):
     """
     try:
         with transaction.atomic():
-            PendingStatus.objects.create(wamid=item.wamid, status=item.status, timestamp=moment, payload=item.raw)
+            PendingStatus.objects.create(**fit(PendingStatus, {"wamid": item.wamid, "status": item.status,
+                                                                "timestamp": moment, "payload": item.raw}))
     except IntegrityError:
         return
     tasks.schedule_pending_statuses(item.wamid)
@@ -347,7 +414,7 @@ def move_status(wamid, status, moment, errors=(), pricing=None):
     lower = [name for name, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
     messages.filter(status__in=lower).update(status=status)
     if status == "failed" and errors:
-        messages.update(**error_fields(errors))
+        messages.update(**fit(Message, error_fields(errors)))
     if isinstance(pricing, dict) and pricing:
         messages.filter(pricing_category="").update(
             pricing_category=str(pricing.get("category", ""))[:32], pricing_type=str(pricing.get("type", ""))[:32]
@@ -370,14 +437,18 @@ def apply_pending_statuses(wamid):
 def apply_template_status(item, batch):
     template = Template.objects.filter(template_id=item.template_id).first() if item.template_id else None
     if template is None:
+        names = fit(Template, {"name": item.name, "language": item.language})
         template, _ = Template.objects.get_or_create(
-            name=item.name, language=item.language, defaults={"template_id": item.template_id, "waba_id": item.waba_id}
+            **names, defaults=fit(Template, {"template_id": item.template_id, "waba_id": item.waba_id})
         )
     template.status = item.event
     template.reason = "" if item.reason in ("", "NONE") else item.reason
     if item.category:
         template.category = item.category
     template.template_id = template.template_id or item.template_id
+    for name, value in fit(Template, {"status": template.status, "reason": template.reason,
+                                      "category": template.category, "template_id": template.template_id}).items():
+        setattr(template, name, value)
     template.save()
     batch.counts["templates"] += 1
 
@@ -410,7 +481,8 @@ def apply_error(item, batch):
 
 
 def record_account_event(field_name, event, waba_id, payload, batch, number=None):
-    AccountEvent.objects.create(field=field_name, event=event, waba_id=waba_id, payload=payload, phone_number=number)
+    AccountEvent.objects.create(**fit(AccountEvent, {"field": field_name, "event": event, "waba_id": waba_id,
+                                                      "payload": payload, "phone_number": number}))
     batch.counts["account"] += 1
 
 

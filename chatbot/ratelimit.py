@@ -8,7 +8,7 @@ is at most `burst - 1` intervals ahead of now, which allows short bursts and hol
 
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import RateLimit
@@ -41,14 +41,28 @@ def allow(key, *, interval, burst=1):
     return wait
 
 
-@transaction.atomic
 def reserve(key, count, *, interval):
     """Book `count` events `interval` seconds apart; returns when the first may start (the i-th
     starts `i * interval` later). Every caller, in any process, gets slots of its own."""
-    row = _locked(key)
-    start = max(row.booked_until, timezone.now())
-    row.booked_until = start + timedelta(seconds=count * interval)
-    row.save(update_fields=["booked_until"])
+    span, now = timedelta(seconds=count * interval), timezone.now()
+    if connection.vendor == "postgresql":
+        # One statement, one round trip: the UPDATE locks the row, and a concurrent one waits and
+        # then books after it (PostgreSQL re-reads the row it waited for).
+        table = connection.ops.quote_name(RateLimit._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET booked_until = GREATEST(booked_until, %s) + %s "  # noqa: S608
+                "WHERE key = %s RETURNING booked_until",
+                [now, span, key],
+            )
+            row = cursor.fetchone()
+        if row:
+            return row[0] - span
+    with transaction.atomic():
+        row = _locked(key)
+        start = max(row.booked_until, now)
+        row.booked_until = start + span
+        row.save(update_fields=["booked_until"])
     return start
 
 
@@ -58,3 +72,4 @@ def delay(key, seconds):
         row = _locked(key)
         row.booked_until = max(row.booked_until, timezone.now()) + timedelta(seconds=seconds)
         row.save(update_fields=["booked_until"])
+

@@ -2,6 +2,7 @@
 (chatbot/conversation.py) with the bot's default configuration."""
 
 from datetime import time, timedelta
+from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -144,10 +145,44 @@ def test_messages_handled_out_of_order_are_answered_in_order(client, says, fake_
     says("menu", run=False)
     from chatbot import inbound
 
-    inbound.drain()
+    with mock.patch("chatbot.conversation.follow_up"):  # stored, not yet answered
+        inbound.drain()
     second, first = Message.objects.filter(direction="in").order_by("-timestamp", "-pk")
     conversation.handle_inbound(second.pk)  # the later message's task ran first
+    conversation.handle_inbound(first.pk)  # a no-op: answered in that turn, in order
     run_tasks()
     assert [replied(sent) for sent in fake_graph.sent()] == [
         "Olá, Maria! 👋 Bem-vindo(a) ao nosso atendimento.", "Como podemos ajudar? Escolha uma opção:",
         "Como podemos ajudar? Escolha uma opção:"]
+
+
+# --- Cost: a regression guard for the work per message (docs/benchmarks.md, reply latency) ---
+
+# Statements, savepoints included, to apply a new customer's first message with its bot turn (and
+# the mark-read task), and to send the two replies
+# (PostgreSQL books the number's slot in one statement, SQLite in a locked read and a write).
+# Before the turn ran in the applying transaction and the sends were recorded in one UPDATE, the
+# same first turn took 48 statements, not about 30, and left a safety-net task to run 10 s later.
+APPLY_QUERIES = 21
+SEND_QUERIES = {"postgresql": 9, "sqlite": 12}
+
+
+def test_a_first_turn_costs_a_bounded_number_of_queries(client, says, fake_graph):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chatbot import inbound, outbound
+
+    says("oi", wa_id="5511900000001")  # configuration and business number read once per process
+    body = customer_message(phone_number_id=PNID, wa_id="5511900000002", name="Ana", wamid="wamid.COST", text="oi")
+    assert post_signed(client, body).status_code == 200
+
+    with CaptureQueriesContext(connection) as applying:
+        assert inbound.drain(limit=1) == 1
+    with CaptureQueriesContext(connection) as sending:
+        assert outbound.drain() == 2
+
+    assert [replied(sent) for sent in fake_graph.sent()[-2:]] == [
+        "Olá, Ana! 👋 Bem-vindo(a) ao nosso atendimento.", "Como podemos ajudar? Escolha uma opção:"]
+    assert len(applying) <= APPLY_QUERIES, [query["sql"][:80] for query in applying]
+    assert len(sending) <= SEND_QUERIES[connection.vendor], [query["sql"][:80] for query in sending]

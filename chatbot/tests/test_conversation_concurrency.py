@@ -27,7 +27,7 @@ def test_two_racing_messages_get_one_turn_each_in_order(run):
     Department.objects.create(name="Vendas")
     for index, body in enumerate(["oi", "atendente"]):
         assert post_signed(Client(), text_webhook(index, body)).status_code == 200
-    with mock.patch("chatbot.conversation.handle_inbound"):  # keep the turns for the race below
+    with mock.patch("chatbot.conversation.follow_up"):  # keep the turns for the race below
         inbound.drain()
     incoming = list(Message.objects.filter(direction="in").order_by("pk").values_list("pk", flat=True))
 
@@ -38,5 +38,25 @@ def test_two_racing_messages_get_one_turn_each_in_order(run):
     assert replies[1] == "Como podemos ajudar? Escolha uma opção:"
     assert "fila de *Vendas*" in replies[2]  # then "atendente": the only department takes it
     assert len(replies) == 3  # one turn each, never a second greeting
+    assert Session.objects.get().status == "waiting"
+    assert Message.objects.filter(direction="in", session__isnull=True).count() == 0
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_two_workers_applying_one_customers_messages_at_once_give_one_turn_each(run):
+    # The turn runs in the transaction that applies the message: two workers each apply one of the
+    # customer's messages at the same instant (a new customer: both insert the contact).
+    Department.objects.create(name="Vendas")
+    for index, body in enumerate(["oi", "atendente"]):
+        assert post_signed(Client(), text_webhook(index, body)).status_code == 200
+
+    assert sum(concurrently(lambda _: inbound.drain(limit=1), range(2))) == 2
+
+    # Whichever committed first was answered first: "oi" (greeting, menu, then the handoff) or
+    # "atendente" (the handoff; "oi" then waits for a person). Never two turns at once: one
+    # session, at most one greeting, exactly one handoff.
+    replies = list(Message.objects.filter(direction="out").order_by("pk").values_list("text", flat=True))
+    assert len(replies) in (1, 3) and "fila de *Vendas*" in replies[-1]
+    assert sum(reply.startswith("Olá, Maria!") for reply in replies) == len(replies) // 3
     assert Session.objects.get().status == "waiting"
     assert Message.objects.filter(direction="in", session__isnull=True).count() == 0

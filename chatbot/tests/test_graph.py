@@ -173,6 +173,41 @@ def test_a_lost_answer_may_have_sent(fake_graph):
     assert len(fake_graph.wamids) == 1  # Meta accepted it
 
 
+def test_a_cut_answer_may_have_sent_and_the_next_send_gets_a_new_connection(fake_graph):
+    graph.send_message(PNID, TEXT)  # a kept-alive connection now
+    fake_graph.drop_next(midway=True)
+
+    with pytest.raises(GraphError) as caught:
+        graph.send_message(PNID, TEXT)
+    wamid, _ = graph.send_message(PNID, TEXT)
+
+    assert (caught.value.retry, caught.value.sent_unknown) == (True, True)
+    assert wamid in fake_graph.wamids and len(fake_graph.sent()) == 3
+
+
+def test_a_connection_the_server_closed_is_replaced_before_sending(fake_graph):
+    port = int(fake_graph.url.rsplit(":", 1)[1])
+    graph.send_message(PNID, TEXT)
+    fake_graph.stop()  # closes its kept-alive connections, as Meta does with idle ones
+    fake_graph.start(port=port)
+
+    wamid, _ = graph.send_message(PNID, TEXT)  # not an error: nothing had been sent on the closed one
+
+    assert wamid in fake_graph.wamids
+
+
+def test_sends_go_through_requests_when_a_proxy_applies(fake_graph, monkeypatch):
+    monkeypatch.setattr(graph._session, "proxies", {"http": "http://127.0.0.1:9"})
+    monkeypatch.setattr(graph, "_targets", {})
+    monkeypatch.setattr(graph.urllib.request, "proxy_bypass", lambda host: False)
+
+    with pytest.raises(GraphError) as caught:
+        graph.send_message(PNID, TEXT)
+
+    assert isinstance(caught.value.__cause__, graph.requests.ConnectionError)  # refused by the "proxy"
+    assert fake_graph.sent() == []
+
+
 # --- Media (cloud-api.md §8) ---
 
 
@@ -273,3 +308,14 @@ def test_subscribed_apps(fake_graph):
 
     assert [app["whatsapp_business_api_data"]["name"] for app in apps] == ["HOZ TECH"]
     assert fake_graph.requests[-1].path == f"/v25.0/{WABA}/subscribed_apps"
+
+
+def test_a_response_hook_on_the_session_sees_sends_too(fake_graph):
+    seen = []
+    graph._session.hooks["response"].append(lambda response, *args, **kwargs: seen.append(response.request.url))
+    try:
+        graph.send_message(PNID, TEXT)
+    finally:
+        graph._session.hooks["response"].pop()
+
+    assert seen == [f"{fake_graph.url}/v25.0/{PNID}/messages"]

@@ -3,6 +3,7 @@
 import itertools
 import json
 from datetime import UTC, datetime
+from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -11,6 +12,7 @@ from django_tasks_db.models import DBTaskResult
 from chatbot import inbound
 from chatbot.models import AccountEvent, Contact, Message, PendingStatus, PhoneNumber, Session, Template
 from chatbot.tests.helpers import load_payload, payload_bytes, post_signed
+from chatbot.webhook import customer_message
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +47,11 @@ def inbound_tasks():
     return DBTaskResult.objects.filter(task_path="chatbot.tasks.handle_inbound_message")
 
 
+def handled():
+    """Inbound messages followed up (in a session): the bot's turn runs in the applying transaction."""
+    return Message.objects.filter(direction="in", session__isnull=False).count()
+
+
 def stored(name):
     return Message.objects.get(wamid=first_message(name)["id"])
 
@@ -70,14 +77,16 @@ def test_text_creates_contact_message_and_one_follow_up(deliver):
     assert contact.wa_id == meta["from"]
     assert contact.name == changes("text")[0]["value"]["contacts"][0]["profile"]["name"]
     assert contact.last_inbound_at == message.timestamp
-    assert list(inbound_tasks().values_list("args_kwargs", flat=True)) == [{"args": [message.pk], "kwargs": {}}]
+    assert message.session_id is not None and handled() == 1
+    assert inbound_tasks().count() == 0  # the turn ran where the message was applied: no task needed
 
 
 def test_a_duplicate_delivery_stores_and_enqueues_nothing_new(deliver):
     deliver("text")
     deliver("text")
-    assert Message.objects.count() == 1
-    assert inbound_tasks().count() == 1
+    assert Message.objects.filter(direction="in").count() == 1
+    assert handled() == 1
+    assert inbound_tasks().count() == 0
 
 
 def test_the_follow_up_task_puts_the_message_in_a_session(deliver):
@@ -85,7 +94,23 @@ def test_the_follow_up_task_puts_the_message_in_a_session(deliver):
     message = stored("text")
     assert message.session.status == Session.Status.BOT
     assert message.session.unread == 1
+    assert inbound_tasks().count() == 0
+
+
+def test_a_failed_turn_keeps_the_message_and_leaves_a_task_that_answers_it(client, run_tasks, fake_graph):
+    body = customer_message(phone_number_id="106540352242922", wa_id="5511987654321", name="Maria",
+                            wamid="wamid.FAILEDTURN", text="oi")
+    assert post_signed(client, body).status_code == 200
+    with mock.patch("chatbot.conversation.take_turn", side_effect=RuntimeError("bug")):
+        inbound.drain()
+    message = Message.objects.get(wamid="wamid.FAILEDTURN")
+    assert message.session_id is None  # the turn's savepoint was rolled back, the message kept
+    assert inbound_tasks().count() == 1
+    run_tasks()  # the task, now rather than after its delay
+    message.refresh_from_db()
+    assert message.session_id is not None
     assert inbound_tasks().get().status == "SUCCESSFUL"
+    assert len(fake_graph.sent()) == 2  # greeting and menu, once
 
 
 @pytest.mark.parametrize(
@@ -230,7 +255,7 @@ def test_unsupported_message_keeps_its_error(deliver):
     message = stored("unsupported")
     assert message.type == "unsupported"
     assert message.error_code == 131051
-    assert inbound_tasks().count() == 1
+    assert handled() == 1
 
 
 def test_a_type_meta_never_documented_is_stored_raw(deliver):
@@ -267,7 +292,7 @@ def test_batch_applies_every_entry_change_and_item(deliver):
     assert len(document["entry"]) >= 2 and len(wamids) >= 3 and statuses
     deliver("batch")
     assert set(Message.objects.filter(direction="in").values_list("wamid", flat=True)) == set(wamids)
-    assert inbound_tasks().count() == len(wamids)
+    assert handled() == len(wamids)
     assert PendingStatus.objects.count() + Message.objects.exclude(status="received").count() >= 1
 
 
@@ -283,7 +308,7 @@ def test_a_thousand_updates_in_one_post(deliver):
     assert deliver(json.dumps(document).encode()).status_code == 200
     assert Message.objects.count() == 1000
     assert Contact.objects.count() == 1000
-    assert inbound_tasks().count() == 1000
+    assert handled() == 1000
 
 
 # --- Statuses ---

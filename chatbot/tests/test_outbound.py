@@ -286,3 +286,23 @@ def test_a_stopping_worker_hands_unsent_messages_back(fake_graph, settings):
     assert statuses == ["sent", "queued", "queued"]
     assert len(fake_graph.sent()) == 1
     assert Message.objects.get(pk=messages[1].pk).attempts == 0
+
+
+def test_number_slots_are_booked_back_to_back():
+    from chatbot import ratelimit
+
+    before = timezone.now()
+    first = ratelimit.reserve("number:test", 3, interval=0.1)  # creates the rate's row
+    second = ratelimit.reserve("number:test", 2, interval=0.1)
+    assert before <= first <= timezone.now()
+    assert second == first + timedelta(seconds=0.3)  # right after the three slots booked first
+    assert ratelimit.reserve("number:test", 1, interval=0.1) == second + timedelta(seconds=0.2)
+
+
+def test_a_batch_is_about_half_a_second_of_the_cap(settings):
+    settings.WHATSAPP_MESSAGES_PER_SECOND = 80
+    assert outbound.batch_size() == 40
+    settings.WHATSAPP_MESSAGES_PER_SECOND = 100_000
+    assert outbound.batch_size() == outbound.MAX_BATCH
+    settings.WHATSAPP_MESSAGES_PER_SECOND = 1
+    assert outbound.batch_size() == outbound.MIN_BATCH
