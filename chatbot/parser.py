@@ -399,6 +399,17 @@ CHANGES = {
 }
 
 
+def without_nul(value):
+    """`value` with every NUL character replaced: PostgreSQL's text and jsonb cannot hold one."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
+
+
 def parse(body):
     """Every event of one webhook body, in payload order; never raises."""
     if not isinstance(body, dict):

@@ -144,7 +144,7 @@ def _coordinate(obj, key, path, bound):
     try:
         # Meta accepts numeric strings too; a bool is a number to Python, not to Meta.
         number = None if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond any float
         number = None
     if number is None or not math.isfinite(number) or not -bound <= number <= bound:
         _fail(_("%(field)s must be a number from -%(bound)d to %(bound)d."), _at(path, key), bound=bound)
@@ -295,11 +295,25 @@ CHECKS = {"text": check_text, **dict.fromkeys(MEDIA, check_media), "location": c
           "reaction": check_reaction}
 
 
+def _no_nul(value, path):
+    """Refuse a NUL character anywhere: PostgreSQL cannot store it, and no message needs it."""
+    if isinstance(value, str) and "\x00" in value:
+        _fail(_("%(field)s contains a NUL character (\\u0000)."), path or "body")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key, path or "body")
+            _no_nul(item, _at(path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _no_nul(item, f"{path}[{index}]")
+
+
 def clean_message(data):
     """The message object to send to Meta for an integrator's parsed JSON body (design.md, "Send API"):
     to (digits only, or a BSUID), type, the type's object, and context / biz_opaque_callback_data when
     given. Raises InvalidMessage naming the first field Meta would refuse."""
     _object(data, "")
+    _no_nul(data, "")
     kind = data.get("type")
     if not isinstance(kind, str) or kind not in CHECKS:
         _fail(_("%(field)s must be one of: %(allowed)s."), "type", allowed=", ".join(CHECKS))

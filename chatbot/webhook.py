@@ -28,7 +28,9 @@ def signature_valid(body, header):
     if not secret or not header.startswith("sha256="):
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
+    given = header.removeprefix("sha256=").strip().lower()
+    # compare_digest takes only ASCII text; anything else is not a hex digest anyway.
+    return given.isascii() and hmac.compare_digest(expected, given)
 
 
 def sign(body, secret=None):
