@@ -5,7 +5,6 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from django.core.cache import cache
 from django.db.models import Count, Max, OuterRef, Q, Subquery
 from django.db.models.functions import ExtractHour, TruncDate
 from django.utils import timezone
@@ -16,7 +15,7 @@ from .models import WINDOW, DailyStats, Message, Session, Template, WebhookEvent
 # The overview's charts: 14 days of messages, 30 days of billable ones (today's counted live).
 CHART_DAYS = 14
 HISTORY_DAYS = 30
-YESTERDAY_CACHE_SECONDS = 600
+RECOUNT_AFTER = timedelta(minutes=10)
 # Rows that belong to another message (shown on it) rather than in the thread of their own.
 ATTACHED_TYPES = ("reaction", "edit", "revoke")
 THREAD_PAGE = 50  # about two screens; earlier ones a click away
@@ -34,7 +33,7 @@ def overview(now=None):
     now = now or timezone.now()
     today_start = start_of_day(now)
     today = today_counts(today_start)
-    past = history(today_start)
+    past = history(today_start, now)
     by_status = dict(Session.objects.exclude(status=Session.Status.CLOSED)
                      .values_list("status").annotate(n=Count("id")))
     waiting = list(Session.objects.filter(status=Session.Status.WAITING).select_related("contact", "department")
@@ -95,31 +94,29 @@ def count_days(since, until):
     return days
 
 
-def history(today_start):
-    """Counts of the days before today (HISTORY_DAYS with today). Days that ended over 24 h ago are final (status
-    webhooks have arrived) and kept in DailyStats, counted once; yesterday is counted again every
-    few minutes."""
-    yesterday_start = today_start - timedelta(days=1)
-    first_day = (today_start - timedelta(days=HISTORY_DAYS - 1)).date()
-    stored = {row.day: {"in": row.received, "out": row.sent, "pricing": row.pricing}
-              for row in DailyStats.objects.filter(day__gte=first_day, day__lt=yesterday_start.date())}
-    missing = [first_day + timedelta(days=n) for n in range(HISTORY_DAYS - 2)
-               if first_day + timedelta(days=n) not in stored]
-    if missing:
-        since = datetime.combine(missing[0], time(), tzinfo=today_start.tzinfo)
-        counted = count_days(since, yesterday_start)
+def history(today_start, now):
+    """Counts of the days before today (HISTORY_DAYS with today), kept in DailyStats for every
+    process. A day's row is final once counted a day after the day ended (its status webhooks
+    have arrived); until then it is counted again when over RECOUNT_AFTER old."""
+    days = [(today_start - timedelta(days=offset)).date() for offset in range(HISTORY_DAYS - 1, 0, -1)]
+    rows = {row.day: row for row in DailyStats.objects.filter(day__gte=days[0], day__lte=days[-1])}
+
+    def current(row):
+        ended = datetime.combine(row.day + timedelta(days=1), time(), tzinfo=today_start.tzinfo)
+        return row.counted_at >= ended + timedelta(days=1) or now - row.counted_at < RECOUNT_AFTER
+
+    stale = [day for day in days if day not in rows or not current(rows[day])]
+    if stale:
+        since = datetime.combine(stale[0], time(), tzinfo=today_start.tzinfo)
+        until = datetime.combine(stale[-1] + timedelta(days=1), time(), tzinfo=today_start.tzinfo)
+        counted = count_days(since, until)
         empty = {"in": 0, "out": 0, "pricing": {}}
-        rows = [DailyStats(day=day, received=counted.get(day, empty)["in"], sent=counted.get(day, empty)["out"],
-                           pricing=counted.get(day, empty)["pricing"]) for day in missing]
-        DailyStats.objects.bulk_create(rows, ignore_conflicts=True)
-        stored.update({day: counted.get(day, empty) for day in missing})
-    key = f"dashboard:yesterday:{yesterday_start.date()}"
-    yesterday = cache.get(key)
-    if yesterday is None:
-        yesterday = count_days(yesterday_start, today_start).get(yesterday_start.date(), {})
-        cache.set(key, yesterday, YESTERDAY_CACHE_SECONDS)
-    stored[yesterday_start.date()] = {"in": 0, "out": 0, "pricing": {}, **yesterday}
-    return stored
+        fresh = [DailyStats(day=day, received=counted.get(day, empty)["in"], sent=counted.get(day, empty)["out"],
+                            pricing=counted.get(day, empty)["pricing"], counted_at=now) for day in stale]
+        DailyStats.objects.bulk_create(fresh, update_conflicts=True, unique_fields=["day"],
+                                       update_fields=["received", "sent", "pricing", "counted_at"])
+        rows.update({row.day: row for row in fresh})
+    return {day: {"in": row.received, "out": row.sent, "pricing": row.pricing} for day, row in rows.items()}
 
 
 def chart_days(today_start, past, today_total):
