@@ -16,6 +16,7 @@ skipped), and statuses are conditional UPDATEs that only move a message forward.
 
 import json
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 # Messages the customer did not write do not open the 24-hour window (cloud-api.md §11).
 NOT_FROM_CUSTOMER = {"system"}
+WA_ID_MAX = Contact._meta.get_field("wa_id").max_length
+# Escapes of what no column can store (NUL, a UTF-16 surrogate, paired or not) in a raw body.
+STORABLE_RISK = re.compile(r"\\u(0000|d[89a-f])", re.IGNORECASE)
 
 
 @dataclass
@@ -118,8 +122,8 @@ def apply(event):
     batch = Batch()
     errors = []
     document = json.loads(event.body)
-    if "\\u0000" in event.body:  # as Meta escapes it; rare enough to look for in the text first
-        document = parser.without_nul(document)
+    if STORABLE_RISK.search(event.body):  # rare enough to look for in the text first
+        document = parser.storable(document)
     for item in parser.parse(document):
         try:
             with transaction.atomic():
@@ -324,7 +328,9 @@ def catch_up_follow_ups(message):
 
 
 def change_number(contact, new_wa_id):
-    if new_wa_id and not Contact.objects.filter(wa_id=new_wa_id).exists():
+    if not (isinstance(new_wa_id, str) and new_wa_id.isdigit() and len(new_wa_id) <= WA_ID_MAX):
+        return  # not a phone number: keep the one we have
+    if not Contact.objects.filter(wa_id=new_wa_id).exists():
         Contact.objects.filter(pk=contact.pk).update(wa_id=new_wa_id)
 
 
@@ -458,14 +464,14 @@ def apply_template_category(item, batch):
     # Only a change already made (previous_category present) is the template's new truth.
     if item.previous_category and item.new_category:
         Template.objects.filter(Q(template_id=item.template_id) | Q(name=item.name, language=item.language)).update(
-            category=item.new_category
+            **fit(Template, {"category": item.new_category})
         )
 
 
 def apply_quality(item, batch):
     number = PhoneNumber.objects.filter(display_phone_number=item.display_phone_number).first()
     if number and item.limit:
-        number.messaging_limit = item.limit
+        number.messaging_limit = fit(PhoneNumber, {"messaging_limit": item.limit})["messaging_limit"]
         number.save(update_fields=["messaging_limit"])
     record_account_event("phone_number_quality_update", item.event, item.waba_id, item.raw, batch, number)
 

@@ -399,14 +399,19 @@ CHANGES = {
 }
 
 
-def without_nul(value):
-    """`value` with every NUL character replaced: PostgreSQL's text and jsonb cannot hold one."""
+def storable(value):
+    """`value` with what no database column can hold replaced by U+FFFD: NUL characters, and
+    halves of UTF-16 surrogate pairs (JSON can escape one alone; UTF-8 cannot encode it)."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        if not value.isascii():
+            value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return value
     if isinstance(value, dict):
-        return {without_nul(key): without_nul(item) for key, item in value.items()}
+        return {storable(key): storable(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [without_nul(item) for item in value]
+        return [storable(item) for item in value]
     return value
 
 

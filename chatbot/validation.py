@@ -20,6 +20,7 @@ COMPONENT_TYPES = {"header", "body", "footer", "button", "carousel", "limited_ti
 TEMPLATE_NAME = re.compile(r"[a-z0-9_]+")
 BSUID = re.compile(r"[A-Za-z0-9._-]+")
 PLACEHOLDER = re.compile(r"{{\s*([A-Za-z0-9_]+)\s*}}")
+WAMID_MAX = 255  # our column; Meta's message IDs are far shorter
 
 
 class InvalidMessage(Exception):
@@ -282,7 +283,7 @@ def check_template(obj, path):
 
 def check_reaction(obj, path):
     _only(obj, {"message_id", "emoji"}, path)
-    _text(obj, "message_id", path)
+    _text(obj, "message_id", path, WAMID_MAX)
     emoji = obj.get("emoji")
     # "" removes the reaction; 10 characters leave room for flags, skin tones and ZWJ sequences.
     if not isinstance(emoji, str) or len(emoji) > 10:
@@ -295,17 +296,25 @@ CHECKS = {"text": check_text, **dict.fromkeys(MEDIA, check_media), "location": c
           "reaction": check_reaction}
 
 
-def _no_nul(value, path):
-    """Refuse a NUL character anywhere: PostgreSQL cannot store it, and no message needs it."""
-    if isinstance(value, str) and "\x00" in value:
-        _fail(_("%(field)s contains a NUL character (\\u0000)."), path or "body")
+def _storable(value, path):
+    """Refuse text no database can store and no message needs: a NUL character, or half of a
+    UTF-16 surrogate pair (JSON can escape one, UTF-8 cannot encode it)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            _fail(_("%(field)s contains a NUL character (\\u0000)."), path or "body")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                _fail(_("%(field)s contains an unpaired UTF-16 surrogate (an escape like \\ud83d alone)."),
+                      path or "body")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _no_nul(key, path or "body")
-            _no_nul(item, _at(path, key))
+            _storable(key, path or "body")
+            _storable(item, _at(path, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _no_nul(item, f"{path}[{index}]")
+            _storable(item, f"{path}[{index}]")
 
 
 def clean_message(data):
@@ -313,7 +322,7 @@ def clean_message(data):
     to (digits only, or a BSUID), type, the type's object, and context / biz_opaque_callback_data when
     given. Raises InvalidMessage naming the first field Meta would refuse."""
     _object(data, "")
-    _no_nul(data, "")
+    _storable(data, "")
     kind = data.get("type")
     if not isinstance(kind, str) or kind not in CHECKS:
         _fail(_("%(field)s must be one of: %(allowed)s."), "type", allowed=", ".join(CHECKS))
@@ -332,7 +341,8 @@ def clean_message(data):
     if "context" in data:
         if kind == "reaction":
             _fail(_("A reaction cannot reply to a message: leave out context."), "context")
-        message["context"] = {"message_id": _text(_object(data["context"], "context"), "message_id", "context")}
+        message["context"] = {"message_id": _text(_object(data["context"], "context"), "message_id", "context",
+                                                  WAMID_MAX)}
     if data.get("biz_opaque_callback_data") is not None:
         message["biz_opaque_callback_data"] = _text(data, "biz_opaque_callback_data", "", 512, required=False)
     return message

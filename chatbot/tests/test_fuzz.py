@@ -379,10 +379,16 @@ def test_a_huge_coordinate_is_invalid_not_a_crash():
                                                                                   "longitude": 0}})
 
 
-def test_a_nul_character_in_a_message_is_refused(api_token):
+@pytest.mark.parametrize("text", ["a\\u0000", "\\udd30", "\\ud83d"], ids=["nul", "lone-low-surrogate", "lone-high"])
+def test_text_no_database_can_store_is_refused(api_token, text):
     client = Client(raise_request_exception=False)
-    body = b'{"to": "5511987654321", "type": "text", "text": {"body": "a\\u0000"}}'
+    body = b'{"to": "5511987654321", "type": "text", "text": {"body": "%s"}}' % text.encode()
     assert check_api(client, api_token, body) == 400
+
+
+def test_long_message_ids_are_refused(api_token):
+    body = encode({"to": CUSTOMER, "type": "text", "text": {"body": "oi"}, "context": {"message_id": "w" * 256}})
+    assert check_api(Client(raise_request_exception=False), api_token, body) == 400
 
 
 def webhook_message(**message):
@@ -398,6 +404,11 @@ def webhook_message(**message):
     pytest.param({"type": "system", "system": []}, id="system-list"),
     pytest.param({"type": "document", "document": {"id": "1", "filename": "x" * 300 + ".pdf"}}, id="long-filename"),
     pytest.param({"type": "text", "text": {"body": "a\u0000b"}}, id="nul"),
+    pytest.param({"type": "text", "text": {"body": "a\udd30b"}}, id="lone-surrogate"),
+    pytest.param({"type": "system", "system": {"type": "user_changed_number", "wa_id": "5" * 40}},
+                 id="long-new-number"),
+    pytest.param({"type": "system", "system": {"type": "user_changed_number", "wa_id": 10**40}},
+                 id="numeric-new-number"),
 ])
 def test_odd_but_signed_messages_are_applied(message):
     assert check_webhook(Client(), webhook_message(**message)) == 200
