@@ -75,3 +75,23 @@ def test_outbox_thread_sends_queued_messages(fake_graph):
         outbox.stopping.set()
         outbox.join(timeout=5)
     assert len(fake_graph.sent()) == 1
+
+
+def test_the_task_loop_outlives_a_database_restart(monkeypatch):
+    """django-tasks-db's loop raises on a lost connection; the worker starts it again instead of
+    exiting (which took the inbox and outbox threads with it)."""
+    from django.db import OperationalError
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    from chatbot.management.commands import db_worker
+
+    monkeypatch.setattr(db_worker, "RESTART_SECONDS", 0)
+    monkeypatch.setattr(db_worker, "Inbox", mock.Mock())
+    monkeypatch.setattr(db_worker, "Outbox", mock.Mock())
+    monkeypatch.setattr(db_worker.atexit, "register", mock.Mock())
+    runs = mock.Mock(side_effect=[OperationalError("terminating connection due to administrator command"), None])
+    monkeypatch.setattr(Worker, "run", runs)
+    with mock.patch.object(Worker, "configure_signals"):
+        call_command("db_worker", "--no-reload", "--no-startup-delay", "--queue-name", "*", verbosity=0)
+    assert runs.call_count == 2
+    assert db_worker.Inbox.return_value.start.call_count == 1  # the threads are not started twice

@@ -306,3 +306,11 @@ def test_a_batch_is_about_half_a_second_of_the_cap(settings):
     assert outbound.batch_size() == outbound.MAX_BATCH
     settings.WHATSAPP_MESSAGES_PER_SECOND = 1
     assert outbound.batch_size() == outbound.MIN_BATCH
+
+
+def test_the_pace_leaves_at_least_one_message_a_second_under_the_cap():
+    # A send that starts late lands in the next second beside that second's own: at a cap of 20,
+    # 3 % (0.6) left room for none, and a fault run counted 21 in one second.
+    assert outbound.paced_rate(80) == pytest.approx(77.6)
+    assert outbound.paced_rate(20) == 19
+    assert outbound.paced_rate(1) == pytest.approx(0.97)

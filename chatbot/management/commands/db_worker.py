@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from django.db import close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands import db_worker
@@ -31,6 +31,7 @@ BEAT_SECONDS = 5
 SWEEP_SECONDS = 30  # idle sessions, late handoffs, sends with no answer
 # Sends in flight per worker: Meta answers in 100-300 ms, so 80 messages/s needs about 25.
 SEND_THREADS = 32
+RESTART_SECONDS = 1
 
 
 class Loop(threading.Thread):
@@ -129,4 +130,15 @@ class Command(db_worker.Command):
             # The tasks worker exits on SIGTERM; before the process ends, messages claimed but not
             # yet sent go back to the queue, and sends under way get their answer recorded.
             atexit.register(stop_outbox, outbox)
-        super().handle(*args, **options)
+        while True:
+            try:
+                return super().handle(*args, **options)
+            except (InterfaceError, OperationalError):
+                if options["batch"]:
+                    raise
+                # django-tasks-db's loop ends on any database error but a locked SQLite: a restart
+                # or failover of PostgreSQL would end the worker, inbox and outbox with it. The
+                # tasks wait in their table; start the loop again once the database answers.
+                logger.exception("the task loop lost the database; starting it again in %s s", RESTART_SECONDS)
+                connection.close()
+                time.sleep(RESTART_SECONDS)
