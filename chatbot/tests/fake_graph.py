@@ -5,7 +5,10 @@ Tests use it in process (the `fake_graph` fixture); multi-process tests and benc
     python -m chatbot.tests.fake_graph --port 0 --token T
 
 which prints its URL as the first line and serves until SIGTERM or Ctrl-C; `GET /_fake/stats` and
-`POST /_fake/reset` (no token needed) let the other process read and clear its counts. Answers follow
+`POST /_fake/reset` (no token needed) let the other process read and clear its counts,
+`GET /_fake/sends?since=N` lists each message send from the Nth on, and `POST /_fake/fail_next`,
+`POST /_fake/drop_next` (a JSON object of the methods' keyword arguments) and
+`POST /_fake/clear_scripts` script failures from the other process. Answers follow
 /work/shared/cloud-api.md §7-12. Standard library only, so it runs wherever the tests run.
 """
 
@@ -187,6 +190,9 @@ class FakeGraph:
         # When each recipient got its first message (time.monotonic(), which every process on the
         # machine shares): the reply-latency benchmark reads it.
         self._first_send_to = {}
+        # Every message send, answered or not: [biz_opaque_callback_data, to, HTTP status, wamid
+        # or None, dropped, time]; the crash and fault benchmarks count copies per message from it.
+        self._sends = []
         self._failures = []
         self._drops = []
         # Never reset: a reset between benchmark runs must not hand out a wamid the app already
@@ -271,9 +277,21 @@ class FakeGraph:
             return {"messages": len(self.wamids), "per_second": {str(k): v for k, v in self._per_second.items()},
                     "wamids": list(self.wamids), "first_send_to": dict(self._first_send_to)}
 
+    def sends(self, since=0):
+        """What `GET /_fake/sends?since=N` answers: the message sends from the Nth on."""
+        with self._lock:
+            return {"total": len(self._sends), "sends": self._sends[since:]}
+
+    def clear_scripts(self):
+        """What `POST /_fake/clear_scripts` does: forget scripted failures and drops not yet used."""
+        with self._lock:
+            self._failures.clear()
+            self._drops.clear()
+
     def reset(self):
         """What `POST /_fake/reset` does: forget requests, counts and scripts (ids keep counting)."""
         with self._lock:
+            self._sends.clear()
             self.requests.clear()
             self.wamids.clear()
             self._per_second.clear()
@@ -292,15 +310,14 @@ class FakeGraph:
         """(Answer, drop) for one request; `drop` is None, "all" or "midway"."""
         split = urlsplit(target)
         path, query = split.path, dict(parse_qsl(split.query))
-        if path in ("/_fake/stats", "/_fake/reset"):
-            if path == "/_fake/reset" and method == "POST":
-                self.reset()
-            return _json_answer(200, self.stats()), None
+        if path.startswith("/_fake/"):
+            return self._control(method, path, query, raw), None
         request = self._parse(method, path, query, headers, raw)
         with self._lock:
             if self.record:
                 self.requests.append(request)
-            if self._is_send(method, path, request.json):
+            is_send = self._is_send(method, path, request.json)
+            if is_send:
                 self._per_second[int(request.time)] += 1
                 self._first_send_to.setdefault(str(request.json.get("to")), request.time)
             drop = self._take(self._drops, path)
@@ -310,9 +327,44 @@ class FakeGraph:
             with self._lock:
                 answer = self._take(self._failures, path)
             answer = answer or self._route(request)
+        if is_send:
+            self._log_send(request, answer, drop)
         if self.delay:
             time.sleep(self.delay)
         return answer, drop
+
+    def _log_send(self, request, answer, drop):
+        wamid = None
+        if answer.status == 200:
+            with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
+                wamid = json.loads(answer.body)["messages"][0]["id"]
+        with self._lock:
+            self._sends.append([str(request.json.get("biz_opaque_callback_data", "")), str(request.json.get("to")),
+                                answer.status, wamid, drop is not None, request.time])
+
+    def _control(self, method, path, query, raw):
+        """The `/_fake/…` endpoints, for a test or benchmark in another process (no token needed)."""
+        if path == "/_fake/sends":
+            try:
+                since = max(0, int(query.get("since", 0)))
+            except ValueError:
+                since = 0
+            return _json_answer(200, self.sends(since))
+        if method == "POST" and path in ("/_fake/fail_next", "/_fake/drop_next"):
+            try:
+                options = json.loads(raw or b"{}")
+                if "body" in options:
+                    options["body"] = options["body"].encode()
+                (self.fail_next if path == "/_fake/fail_next" else self.drop_next)(**options)
+            except (ValueError, TypeError, AttributeError) as error:
+                return _json_answer(400, {"error": str(error)})
+            return _json_answer(200, {"scripted": True})
+        if method == "POST" and path == "/_fake/clear_scripts":
+            self.clear_scripts()
+            return _json_answer(200, {"cleared": True})
+        if path == "/_fake/reset" and method == "POST":
+            self.reset()
+        return _json_answer(200, self.stats())
 
     @staticmethod
     def _take(queue, path):
