@@ -125,20 +125,38 @@ def check_webhook(now):
 
 
 def report(cached=True):
-    """The health document (from the cache when `cached` and fresh); `status` is ok, degraded or down."""
-    if not cached:
-        return build()
+    """The health document; `status` is ok, degraded or down.
+
+    The database is asked on every call (one `SELECT 1`), so an outage shows at once; the other
+    checks, which count rows, come from the cache when `cached` and under CACHE_SECONDS old."""
+    now = timezone.now()
+    database = check_database()
+    others = None
+    if database["ok"]:
+        others = cached_checks() if cached else None
+        if others is None:
+            try:
+                others = other_checks(now)
+            except DatabaseError:
+                database = {"ok": False, "latency_ms": None}
+            else:
+                if cached:
+                    cache_checks(others)
+    return document(now, database, others)
+
+
+def cached_checks():
     try:
-        document = cache.get(CACHE_KEY)
+        return cache.get(CACHE_KEY)
     except Exception:  # noqa: BLE001 - a cache outage (Redis down) must not take health down with it
-        document = None
-    if document is None:
-        document = build()
-        try:
-            cache.set(CACHE_KEY, document, CACHE_SECONDS)
-        except Exception:  # noqa: BLE001
-            logger.warning("health report not cached: the cache is unreachable")
-    return document
+        return None
+
+
+def cache_checks(checks):
+    try:
+        cache.set(CACHE_KEY, checks, CACHE_SECONDS)
+    except Exception:  # noqa: BLE001
+        logger.warning("health report not cached: the cache is unreachable")
 
 
 def forget(**kwargs):
@@ -152,28 +170,26 @@ def forget(**kwargs):
 setting_changed.connect(forget, dispatch_uid="chatbot.health.forget")
 
 
-def build():
-    """Compute the health document now."""
-    now = timezone.now()
-    checks = {"database": check_database()}
-    if checks["database"]["ok"]:
-        try:
-            checks["whatsapp"] = check_whatsapp()
-            checks["queue"] = check_queue(now)
-            checks["worker"] = check_worker(now)
-            checks["webhook"] = check_webhook(now)
-        except DatabaseError:
-            checks["database"] = {"ok": False, "latency_ms": None}
-    if not checks["database"]["ok"]:
-        checks["whatsapp"] = check_whatsapp(database_ok=False)
-        checks["queue"] = {"ok": False, "pending": None, "oldest_pending_s": None}
-        checks["worker"] = {"ok": False, "last_seen": None}
-        checks["webhook"] = {"last_received_at": None, "failed_last_24h": None}
+def other_checks(now):
+    """Every check but the database's (which must have answered)."""
+    return {"whatsapp": check_whatsapp(), "queue": check_queue(now), "worker": check_worker(now),
+            "webhook": check_webhook(now)}
+
+
+def document(now, database, others):
+    if not database["ok"]:
+        others = {
+            "whatsapp": check_whatsapp(database_ok=False),
+            "queue": {"ok": False, "pending": None, "oldest_pending_s": None},
+            "worker": {"ok": False, "last_seen": None},
+            "webhook": {"last_received_at": None, "failed_last_24h": None},
+        }
         status = "down"
-    elif all(checks[name]["ok"] for name in ("queue", "worker", "whatsapp")):
+    elif all(others[name]["ok"] for name in ("queue", "worker", "whatsapp")):
         status = "ok"
     else:
         status = "degraded"
+    checks = {"database": database, **others}
     return {
         "status": status,
         "version": hoztech.__version__,
