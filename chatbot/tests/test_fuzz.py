@@ -126,13 +126,15 @@ def understood(body):
 # --- Strategies: valid send-API messages within Meta's limits ------------------------------------
 
 VISIBLE = st.characters(exclude_categories=["Cs", "Cc", "Zs", "Zl", "Zp"])
+# What the send API accepts anywhere: no NUL, no lone UTF-16 surrogate (no database stores them).
+STORABLE = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
 
 
 def visible_text(max_size):
     """Text Meta accepts for a required field: at most max_size characters, not only whitespace."""
-    # No NUL: the send API refuses it (PostgreSQL cannot store it).
+    # No NUL and no lone surrogates: the send API refuses them (no database stores them).
     return st.builds(lambda head, tail: (head + tail)[:max_size], st.text(VISIBLE, min_size=1, max_size=1),
-                     st.text(st.characters(blacklist_characters="\x00"), max_size=max_size - 1))
+                     st.text(STORABLE, max_size=max_size - 1))
 
 
 def unique_texts(max_size, count, fold=False):
@@ -178,7 +180,7 @@ def list_messages(draw):
         for _ in range(size):
             row = {"id": next(ids), "title": draw(visible_text(24))}
             if draw(st.booleans()):
-                row["description"] = draw(st.text(st.characters(blacklist_characters="\x00"), max_size=72))
+                row["description"] = draw(st.text(STORABLE, max_size=72))
             rows.append(row)
         section = {"rows": rows}
         if len(sizes) > 1 or draw(st.booleans()):
