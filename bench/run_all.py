@@ -8,7 +8,7 @@ crash, meta_faults, db_fault, multinode, fuzz (those present in bench/). Each st
 process group with a time limit; its output goes to bench/results/logs/run_all_<name>.log and its
 figures to bench/results/<name>.json. A skipped step's figures, if an earlier run saved them, are
 reported with their date. The report (each figure beside its target and the in-run references,
-the machine, the date) is printed and written to docs/benchmarks-run.md.
+the machine, the date) is printed and written into docs/benchmarks.md (between its run_all markers).
 
 meta_faults includes a refused token, which pauses sending for the product's 5 minutes
 (chatbot/outbound.TOKEN_PAUSE): about 6 of the 15 minutes. `--no-token-pause` leaves it out.
@@ -29,7 +29,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import PYTHON, RESULTS, ROOT, machine  # noqa: E402
 
-REPORT = ROOT / "docs" / "benchmarks-run.md"
+REPORT = ROOT / "docs" / "benchmarks.md"
+# The run's report replaces what lies between these lines of docs/benchmarks.md (appended the first
+# time); the rest of that file, the full-length runs and their analysis, is written by people.
+START, END = "<!-- run_all: start -->", "<!-- run_all: end -->"
+
+
+def write_report(text):
+    document = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n"
+    block = f"{START}\n{text.rstrip()}\n{END}"
+    if START in document and END in document:
+        head, rest = document.split(START, 1)
+        document = head + block + rest.split(END, 1)[1]
+    else:
+        document = document.rstrip() + "\n\n" + block + "\n"
+    REPORT.write_text(document)
 
 # name, script, arguments, result file (None: read from the output), time limit in seconds
 STEPS = [
@@ -212,12 +226,12 @@ def report(ran, since):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     lines = [
-        "# Benchmark run (bench/run_all.py)",
+        "## The latest run of bench/run_all.py",
         "",
         f"Run of {now:%Y-%m-%d %H:%M}, on {machine()}, PostgreSQL 15 on the same machine; commit {commit} "
         f"with uncommitted changes of the working tree; load average at the end {load_average[0]:.1f}. "
         "Short durations (see bench/run_all.py): compare each figure with its in-run reference, not "
-        "across days. `docs/benchmarks.md` has the full-length runs.",
+        "across days. The sections above have the full-length runs.",
         "",
         "| step | result | seconds | log |",
         "|---|---|---:|---|",
@@ -231,7 +245,7 @@ def report(ran, since):
     for name, _script, _args, result_name, _limit in STEPS:
         if name not in ran:
             continue
-        lines += ["", f"## {name}", ""]
+        lines += ["", f"### {name}", ""]
         if result_name is None:
             outcome = ran[name]
             lines += fuzz_lines(outcome["output"]) if outcome else ["not run"]
@@ -272,7 +286,7 @@ def main():
         ran[name] = run_step(name, script, args, limit)
         print(f"   exit {ran[name]['code']} after {ran[name]['seconds']} s", flush=True)
     text = report(ran, since)
-    REPORT.write_text(text)
+    write_report(text)
     print(text)
     failed = [name for name, outcome in ran.items() if outcome and outcome["code"] != 0]
     if failed:
