@@ -279,33 +279,48 @@ def take(session, user):
 
 
 def transfer(session, *, department=None, user=None):
+    """To another department's queue, or to an operator; False when the session has closed."""
     with transaction.atomic():
         locked = Session.objects.select_for_update().get(pk=session.pk)
+        if locked.status == Session.Status.CLOSED:
+            return False
         locked.department = department or locked.department
         locked.assigned_to = user
         locked.status = Session.Status.OPEN if user else Session.Status.WAITING
         locked.waiting_since = locked.waiting_since if user else timezone.now()
         locked.save()
+    return True
 
 
 def return_to_bot(session):
+    """The bot answers the customer again; False when the session has closed."""
     with transaction.atomic():
         locked = Session.objects.select_for_update().get(pk=session.pk)
+        if locked.status == Session.Status.CLOSED:
+            return False
         locked.status = Session.Status.BOT
         locked.assigned_to = None
         locked.bot_state = {"greeted": True}
         locked.save()
+    return True
 
 
 def close(session, now=None, message=True):
-    """Close a session; the customer's next message opens a new one."""
+    """Close a session (once: False when it already was); the customer's next message opens a
+    new one."""
     now = now or timezone.now()
-    session.status = Session.Status.CLOSED
-    session.closed_at = now
-    session.save()
-    texts = load_config()[1]
-    if message and texts.closing_text and session.contact.window_open(now):
-        send(session, bot.text(bot.fill(texts.closing_text, name=session.contact.name)))
+    with transaction.atomic():
+        locked = Session.objects.select_for_update().select_related("contact", "phone_number").get(pk=session.pk)
+        if locked.status == Session.Status.CLOSED:
+            return False
+        locked.status = Session.Status.CLOSED
+        locked.closed_at = now
+        locked.save()
+        texts = load_config()[1]
+        if message and texts.closing_text and locked.contact.window_open(now):
+            send(locked, bot.text(bot.fill(texts.closing_text, name=locked.contact.name)))
+    session.status, session.closed_at = locked.status, locked.closed_at
+    return True
 
 
 # --- Time-driven work (the worker's inbox thread calls `sweep` every minute) -----------------

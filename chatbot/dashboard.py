@@ -4,6 +4,7 @@ Views translate HTTP: reads come from `selectors`, actions from `operators` and 
 Every action is a POST (CSRF-checked) answered with a redirect, so a reload never repeats it.
 """
 
+import hashlib
 import json
 from functools import wraps
 
@@ -13,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -52,19 +54,33 @@ def admin_required(view):
 
 
 class ThrottledLoginView(LoginView):
-    """Django's login, refusing with 429 after a burst of attempts for one name from one address
-    (and many from one address), so passwords can't be guessed at speed."""
+    """Django's login, refusing with 429 after a burst of attempts for one name from one address,
+    and after a larger burst for one name from anywhere, so passwords can't be guessed at speed.
+    No limit per address alone: behind a proxy every operator shares one, and a stranger's
+    attempts must not lock them all out."""
 
     def post(self, request, *args, **kwargs):
         address = request.META.get("REMOTE_ADDR", "")
         username = request.POST.get("username", "")[:150].lower()
         wait = max(ratelimit.allow(f"login:{address}:{username}", interval=60, burst=5),
-                   ratelimit.allow(f"login:{address}", interval=6, burst=30))
+                   ratelimit.allow(f"login:{username}", interval=60, burst=20))
         if wait:
             throttled = _("Too many login attempts. Try again in %(minutes)d minute(s).") % {
                 "minutes": int(wait // 60) + 1}
             return self.render_to_response(self.get_context_data(throttled=throttled), status=429)
         return super().post(request, *args, **kwargs)
+
+
+def number(query, key):
+    """query[key] as a positive integer, or None (ASCII digits only: int() takes "²" for a digit
+    but not as a number)."""
+    value = query.get(key, "")
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def operators_list():
+    return get_user_model().objects.filter(Q(is_staff=True) | Q(groups__name=OPERATORS_GROUP),
+                                           is_active=True).distinct().order_by("username")
 
 
 # --- Overview --------------------------------------------------------------------------------
@@ -80,9 +96,8 @@ def overview(request):
 
 
 def list_filters(query):
-    department = query.get("department", "")
     return selectors.ListFilters(
-        status=query.get("status", ""), department=int(department) if department.isdigit() else None,
+        status=query.get("status", ""), department=number(query, "department"),
         assignee=query.get("assignee", ""), unread=query.get("unread") == "1", q=query.get("q", "").strip()[:100],
         sort="window" if query.get("sort") == "window" else "activity",
     )
@@ -98,14 +113,14 @@ def conversation_list(request):
     if request.GET.get("partial") == "1":
         return render(request, "dashboard/_conversation_rows.html", context)
     context.update(departments=Department.objects.filter(is_active=True),
-                   operators=get_user_model().objects.filter(is_active=True).order_by("username"),
+                   operators=operators_list(),
                    statuses=Session.Status.choices)
     return render(request, "dashboard/conversations.html", context)
 
 
 def conversation_context(request, session):
-    before = request.GET.get("before", "")
-    thread = selectors.thread(session, before=int(before) if before.isdigit() else None)
+    before = number(request.GET, "before")
+    thread = selectors.thread(session, before=before)
     window_left = selectors.window_left(session.contact)
     templates = selectors.approved_templates() if window_left is None else []
     return {
@@ -115,7 +130,7 @@ def conversation_context(request, session):
         "canned": CannedReply.objects.all(), "templates": templates,
         "template_fields": {t.pk: operators.template_placeholders(t) for t in templates},
         "departments": Department.objects.filter(is_active=True),
-        "operators": get_user_model().objects.filter(is_active=True).order_by("username"),
+        "operators": operators_list(), "paging_back": before is not None,
         "now": timezone.now(), "section": "conversations",
     }
 
@@ -133,23 +148,24 @@ def conversation_detail(request, session_id):
 @require_GET
 @operator_required
 def conversation_updates(request, session_id):
-    """What changed since the page's `mark`: new messages, ticks and the header (polled by JS)."""
-    session = get_object_or_404(Session.objects.select_related("contact", "department", "assigned_to"),
-                                pk=session_id)
+    """The last page of the thread when anything on it changed since the page's `mark` (a new
+    message, a status, a reaction, an edit): each message's HTML with a version, which the page's
+    script compares, so only what changed is replaced. Polled every 2 s."""
+    session = get_object_or_404(Session.objects.select_related("contact"), pk=session_id)
     mark = selectors.last_change(session)
     if mark == request.GET.get("mark"):
         return JsonResponse({"mark": mark, "changed": False})
-    after = request.GET.get("after", "")
-    new = selectors.thread(session, after=int(after) if after.isdigit() else 0)
     if session.unread:  # shown on an operator's screen: read
         Session.objects.filter(pk=session.pk).update(unread=0)
-    render_one = lambda message: render_to_string("dashboard/_message.html", {"message": message}, request)  # noqa: E731
-    return JsonResponse({
-        "mark": mark, "changed": True, "messages": [render_one(message) for message in new],
-        "ticks": {m.pk: render_to_string("dashboard/_ticks.html", {"message": m}, request)
-                  for m in selectors.recent_statuses(session)},
-        "status": session.status, "window_open": selectors.window_left(session.contact) is not None,
-    })
+    after = number(request.GET, "after")
+    if after is not None and selectors.count_after(session, after) > selectors.THREAD_PAGE:
+        return JsonResponse({"mark": mark, "changed": True, "reload": True})  # more than a page arrived
+    rendered = []
+    for message in selectors.thread(session):
+        html = render_to_string("dashboard/_message.html", {"message": message}, request)
+        rendered.append([message.pk, hashlib.sha256(html.encode()).hexdigest()[:16], html])
+    return JsonResponse({"mark": mark, "changed": True, "messages": rendered, "status": session.status,
+                         "window_open": selectors.window_left(session.contact) is not None})
 
 
 def back_to(session):
@@ -177,7 +193,7 @@ def conversation_reply(request, session_id):
 @operator_required
 def conversation_template(request, session_id):
     session = get_object_or_404(Session.objects.select_related("contact", "phone_number"), pk=session_id)
-    template = get_object_or_404(Template, pk=request.POST.get("template") or 0, status="APPROVED")
+    template = get_object_or_404(Template, pk=number(request.POST, "template"), status="APPROVED")
     try:
         operators.send_template(session=session, user=request.user, template=template,
                                 values=request.POST.getlist(f"param-{template.pk}"))
@@ -192,20 +208,20 @@ def conversation_action(request, session_id):
     session = get_object_or_404(Session.objects.select_related("contact", "phone_number"), pk=session_id)
     action = request.POST.get("action")
     if action == "take":
-        if not conversation.take(session, request.user):
-            messages.error(request, _("This conversation is closed."))
+        done = conversation.take(session, request.user)
     elif action == "assign":
-        user = get_object_or_404(get_user_model(), pk=request.POST.get("user") or 0, is_active=True)
-        conversation.transfer(session, user=user)
+        done = conversation.transfer(session, user=get_object_or_404(operators_list(), pk=number(request.POST, "user")))
     elif action == "transfer":
-        department = get_object_or_404(Department, pk=request.POST.get("department") or 0, is_active=True)
-        conversation.transfer(session, department=department)
+        department = get_object_or_404(Department, pk=number(request.POST, "department"), is_active=True)
+        done = conversation.transfer(session, department=department)
     elif action == "return":
-        conversation.return_to_bot(session)
+        done = conversation.return_to_bot(session)
     elif action == "close":
-        conversation.close(session)
+        done = conversation.close(session)
     else:
         return HttpResponse(_("Unknown action."), status=400, content_type="text/plain; charset=utf-8")
+    if not done:
+        messages.error(request, _("This conversation is closed."))
     return back_to(session)
 
 
@@ -285,7 +301,7 @@ def contact_anonymize(request, contact_id):
     contact = get_object_or_404(Contact, pk=contact_id, anonymized_at__isnull=True)
     if request.method != "POST":
         return render(request, "dashboard/contact_anonymize.html", {"contact": contact, "section": "contacts"})
-    if request.POST.get("confirm") != contact.wa_id and request.POST.get("confirm") != str(contact.pk):
+    if request.POST.get("confirm", "").strip() != (contact.wa_id or str(contact.pk)):
         messages.error(request, _("Type the number exactly as shown to confirm."))
         return redirect("chatbot:dashboard-contact-anonymize", contact_id=contact.pk)
     lgpd.anonymize(contact, by=request.user)

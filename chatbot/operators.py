@@ -57,14 +57,17 @@ def reply(*, session, user, text="", buttons=(), upload=None):
 def template_placeholders(template):
     """The template's parameters in order: [(component, placeholder)], e.g. [("body", "1")]."""
     placeholders = []
-    for component in template.components or []:
+    components = template.components if isinstance(template.components, list) else []
+    for component in components:
+        if not isinstance(component, dict):
+            continue
         kind = str(component.get("type", "")).lower()
         if kind in ("header", "body") and isinstance(component.get("text"), str):
-            seen = []
-            for name in validation.PLACEHOLDER.findall(component["text"]):
-                if name not in seen:
-                    seen.append(name)
-            placeholders += [(kind, name) for name in seen]
+            names = list(dict.fromkeys(validation.PLACEHOLDER.findall(component["text"])))
+            if template.parameter_format.upper() != "NAMED":
+                # Meta fills {{1}}, {{2}}… by number, whatever their order in the text.
+                names.sort(key=lambda name: int(name) if name.isdigit() else 0)
+            placeholders += [(kind, name) for name in names]
     return placeholders
 
 

@@ -169,7 +169,7 @@ def conversations(filters, user, now=None):
         sessions = sessions.filter(assigned_to=user)
     elif filters.assignee == "none":
         sessions = sessions.filter(assigned_to__isnull=True)
-    elif filters.assignee.isdigit():
+    elif filters.assignee.isascii() and filters.assignee.isdigit():
         sessions = sessions.filter(assigned_to_id=int(filters.assignee))
     if filters.unread:
         sessions = sessions.filter(unread__gt=0)
@@ -230,9 +230,10 @@ def attach_related(messages):
         message.quoted = quoted.get(message.reply_to)
 
 
-def recent_statuses(session, limit=THREAD_PAGE):
-    """The newest outbound messages of the session, for refreshing their ticks."""
-    return list(Message.objects.filter(session=session, direction=Message.Direction.OUT).order_by("-pk")[:limit])
+def count_after(session, after):
+    """How many thread messages came after message `after` (at most a page and one)."""
+    return len(Message.objects.filter(session=session, pk__gt=after).exclude(type__in=ATTACHED_TYPES)
+               .values_list("pk", flat=True)[:THREAD_PAGE + 1])
 
 
 def last_change(session):
@@ -241,7 +242,8 @@ def last_change(session):
     shown = Message.objects.filter(session=session).order_by("-pk")[:THREAD_PAGE]
     newest = Message.objects.filter(pk__in=shown.values("pk")).aggregate(
         id=Max("pk"), sent=Max("sent_at"), delivered=Max("delivered_at"), read=Max("read_at"),
-        failed=Max("failed_at"))
+        failed=Max("failed_at"), edited=Max("edited_at"), revoked=Max("revoked_at"), reacted=Max("timestamp"),
+        media=Count("pk", filter=Q(media_status=Message.MediaStatus.READY)))
     return "|".join(str(value) for value in newest.values())
 
 

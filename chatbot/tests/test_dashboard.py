@@ -257,8 +257,44 @@ def test_updates_report_nothing_until_something_changes(as_operator):
                            direction=Message.Direction.IN, source=Message.Source.CUSTOMER, type="text", text=XSS,
                            status="received", wamid="w.new")
     changed = as_operator.get(url, {"mark": unchanged["mark"], "after": last}).json()
-    assert changed["changed"] is True and len(changed["messages"]) == 1
-    assert "&lt;script&gt;" in changed["messages"][0] and "<script>" not in changed["messages"][0]
+    assert changed["changed"] is True
+    (old_id, old_version, _old), (new_id, new_version, html) = changed["messages"]
+    assert old_id == last and new_id > last
+    assert "&lt;script&gt;" in html and "<script>" not in html
+    # A reaction to the old message gives it a new version (its HTML shows the emoji).
+    Message.objects.create(phone_number=session.phone_number, contact=session.contact, session=session,
+                           direction="in", source="customer", type="reaction", text="👍", status="received",
+                           wamid="w.react", target_wamid="wamid.5511987654321.0")
+    reacted = as_operator.get(url, {"mark": changed["mark"], "after": new_id}).json()
+    assert reacted["messages"][0][1] != old_version and "👍" in reacted["messages"][0][2]
+    assert reacted["messages"][1][1] == new_version
+
+
+def test_more_than_a_page_of_new_messages_reloads_the_page(as_operator):
+    session = make_session()
+    page = as_operator.get(detail_url(session))
+    for index in range(THREAD_PAGE + 1):
+        Message.objects.create(phone_number=session.phone_number, contact=session.contact, session=session,
+                               direction="in", source="customer", type="text", text=f"x{index}", status="received")
+    update = as_operator.get(detail_url(session, "dashboard-conversation-updates"),
+                             {"mark": page.context["mark"], "after": page.context["thread"][-1].pk}).json()
+    assert update["reload"] is True
+
+
+@pytest.mark.parametrize("query", [{"department": "²"}, {"assignee": "²"}, {"page": "x"}, {"sort": "??"}])
+def test_odd_list_parameters_are_ignored(as_operator, query):
+    assert as_operator.get(reverse("chatbot:dashboard-conversations"), query).status_code == 200
+
+
+def test_odd_ids_in_forms_are_404s_not_errors(as_operator):
+    session = make_session(window=False)
+    assert as_operator.get(detail_url(session), {"before": "²"}).status_code == 200
+    assert as_operator.get(detail_url(session, "dashboard-conversation-updates"), {"after": "²"}).status_code == 200
+    url = detail_url(session, "dashboard-conversation-action")
+    assert as_operator.post(url, {"action": "assign", "user": "abc"}).status_code == 404
+    assert as_operator.post(url, {"action": "transfer", "department": "²"}).status_code == 404
+    assert as_operator.post(detail_url(session, "dashboard-conversation-template"),
+                            {"template": "x"}).status_code == 404
 
 
 def test_a_new_webhook_message_appears_in_the_updates(as_operator, run_tasks, settings):
@@ -269,7 +305,7 @@ def test_a_new_webhook_message_appears_in_the_updates(as_operator, run_tasks, se
     update = as_operator.get(detail_url(session, "dashboard-conversation-updates"),
                              {"mark": page.context["mark"], "after": page.context["thread"][-1].pk}).json()
     assert update["changed"] is True
-    assert any("msg in" in html for html in update["messages"])
+    assert any("msg in" in html for _id, _version, html in update["messages"])
 
 
 # --- Replies and actions ---------------------------------------------------------------------
@@ -344,6 +380,8 @@ def test_take_transfer_assign_return_and_close(as_operator, operator, django_use
     session = make_session(status=Session.Status.WAITING)
     vendas = Department.objects.create(name="Vendas")
     other = django_user_model.objects.create_user("bia")
+    other.groups.add(Group.objects.get(name=OPERATORS_GROUP))
+    visitor = django_user_model.objects.create_user("visitante")
     url = detail_url(session, "dashboard-conversation-action")
 
     def state():
@@ -358,9 +396,26 @@ def test_take_transfer_assign_return_and_close(as_operator, operator, django_use
     assert state() == ("open", other, vendas)
     as_operator.post(url, {"action": "return"})
     assert state()[:2] == ("bot", None)
+    assert as_operator.post(url, {"action": "assign", "user": visitor.pk}).status_code == 404  # not an operator
     as_operator.post(url, {"action": "close"})
     assert state()[0] == "closed"
     assert as_operator.post(url, {"action": "explode"}).status_code == 400
+
+
+def test_a_closed_conversation_stays_closed_and_says_goodbye_once(as_operator, settings):
+    from chatbot.models import BotSettings
+
+    BotSettings.objects.update_or_create(pk=1, defaults={"closing_text": "Até logo!"})
+    session = make_session(status=Session.Status.OPEN)
+    url = detail_url(session, "dashboard-conversation-action")
+    as_operator.post(url, {"action": "close"})
+    as_operator.post(url, {"action": "close"})  # a double click
+    for action in ("return", "take"):
+        as_operator.post(url, {"action": action})
+    as_operator.post(url, {"action": "transfer", "department": Department.objects.create(name="Vendas").pk})
+    session.refresh_from_db()
+    assert session.status == "closed"
+    assert Message.objects.filter(direction="out", text="Até logo!").count() == 1
 
 
 def test_notes_are_kept_and_never_sent(as_operator, operator):

@@ -36,18 +36,22 @@ function liveConversation(root) {
     const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
     if (!response.ok) return;
     const update = await response.json();
-    root.dataset.mark = update.mark;
     if (!update.changed) return;
+    if (update.reload) { window.location.reload(); return; }
+    root.dataset.mark = update.mark;
     const follow = nearBottom();
-    for (const html of update.messages) {
+    // The last page of the thread, each message with a version: replace what changed (a tick, a
+    // reaction, an edit), append what is new, leave the rest (an audio being played) alone.
+    for (const [id, version, html] of update.messages) {
+      const existing = document.getElementById(`m${id}`);
+      if (existing && existing.dataset.v === version) continue;
       const node = fragment(html).firstElementChild;
-      if (!document.getElementById(node.id)) {
+      node.dataset.v = version;
+      if (existing) existing.replaceWith(node);
+      else {
         document.getElementById("no-messages")?.remove();
         thread.appendChild(node);
       }
-    }
-    for (const [id, html] of Object.entries(update.ticks)) {
-      document.getElementById(`t${id}`)?.replaceWith(fragment(html));
     }
     if (follow) thread.scrollTop = thread.scrollHeight;
     const windowState = update.window_open ? "open" : "closed";
