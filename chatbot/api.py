@@ -243,12 +243,18 @@ def contact_export(contact):
     }
 
 
-def get_contact(wa_id):
+def find_contact(wa_id):
+    """The contact a number (either Brazilian form) or a BSUID names, or None; never creates one."""
     contact = None
     if wa_id.isdigit():
         contact = Contact.objects.filter(wa_id__in=phone_variants(wa_id)).first()
-    if contact is None:
+    if contact is None and wa_id:
         contact = Contact.objects.filter(user_id=wa_id).first()
+    return contact
+
+
+def get_contact(wa_id):
+    contact = find_contact(wa_id)
     if contact is None:
         raise ApiError(404, "not_found", _("No contact with this WhatsApp ID."))
     return contact_export(contact)

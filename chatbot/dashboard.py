@@ -254,9 +254,7 @@ def contact_list(request):
     contacts = Contact.objects.filter(anonymized_at__isnull=True).order_by("-last_seen_at")
     q = request.GET.get("q", "").strip()[:100]
     if q:
-        digits = "".join(ch for ch in q if ch.isdigit())
-        contacts = contacts.filter(name__icontains=q) | (contacts.filter(wa_id__contains=digits) if digits
-                                                         else Contact.objects.none())
+        contacts = contacts.filter(selectors.name_or_number(q))
     page = Paginator(contacts, selectors.LIST_PAGE).get_page(request.GET.get("page"))
     return render(request, "dashboard/contacts.html", {"page": page, "q": q, "section": "contacts"})
 

@@ -116,12 +116,18 @@ def check_whatsapp(database_ok=True):
             "numbers": numbers() if database_ok else []}
 
 
+def webhook_figures(now):
+    """The last webhook's arrival time and how many failed to apply in 24 h (health, dashboard)."""
+    return {
+        "last": WebhookEvent.objects.aggregate(last=Max("received_at"))["last"],
+        "failed": WebhookEvent.objects.filter(result=WebhookEvent.Result.FAILED,
+                                              received_at__gte=now - timedelta(hours=24)).count(),
+    }
+
+
 def check_webhook(now):
-    last = WebhookEvent.objects.aggregate(last=Max("received_at"))["last"]
-    failed = WebhookEvent.objects.filter(
-        result=WebhookEvent.Result.FAILED, received_at__gte=now - timedelta(hours=24)
-    ).count()
-    return {"last_received_at": _iso(last), "failed_last_24h": failed}
+    figures = webhook_figures(now)
+    return {"last_received_at": _iso(figures["last"]), "failed_last_24h": figures["failed"]}
 
 
 def report(cached=True):

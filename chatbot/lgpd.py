@@ -25,8 +25,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from . import api, models
-from .models import Contact, IdempotencyKey, Message, PendingStatus, Session, WebhookEvent
+from . import api
+from .models import Contact, IdempotencyKey, Message, Note, PendingStatus, Session, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +44,8 @@ def export(contact):
     return api.contact_export(contact)
 
 
-def find_contact(wa_id):
-    """The contact a number (either Brazilian form) or a BSUID names, or None; never creates one."""
-    contact = None
-    if wa_id.isdigit():
-        contact = Contact.objects.filter(wa_id__in=api.phone_variants(wa_id)).first()
-    if contact is None and wa_id:
-        contact = Contact.objects.filter(user_id=wa_id).first()
-    return contact
+# The contact a number (either Brazilian form) or a BSUID names, or None: the read API's look-up.
+find_contact = api.find_contact
 
 
 # --- Anonymize ---------------------------------------------------------------------------------
@@ -89,10 +83,8 @@ def anonymize(contact, *, by=None):
         session_ids = list(sessions.values_list("pk", flat=True))
         sessions.update(bot_state={}, data={})
         sessions.exclude(status=Session.Status.CLOSED).update(status=Session.Status.CLOSED, closed_at=now)
-        # Operators' notes on the sessions are about the customer. (Looked up by name: the model is new.)
-        note_model = getattr(models, "Note", None)
-        if note_model is not None:
-            note_model.objects.filter(session__in=session_ids).update(text="")
+        # Operators' notes on the sessions are about the customer.
+        Note.objects.filter(session__in=session_ids).update(text="")
         PendingStatus.objects.filter(wamid__in=wamids).delete()
         if ids:
             IdempotencyKey.objects.filter(response__to__in=sorted(ids)).delete()

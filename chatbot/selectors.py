@@ -10,7 +10,7 @@ from django.db.models.functions import ExtractHour, TruncDate
 from django.utils import timezone
 
 from . import health
-from .models import WINDOW, DailyStats, Message, Session, Template, WebhookEvent
+from .models import WINDOW, DailyStats, Message, Session, Template
 
 # The overview's charts: 14 days of messages, 30 days of billable ones (today's counted live).
 CHART_DAYS = 14
@@ -47,9 +47,7 @@ def overview(now=None):
         "failed_24h": Message.objects.filter(status=Message.Status.FAILED, failed_at__gte=now - timedelta(days=1))
         .count(),
         "first_response": median_first_response(now),
-        "last_webhook": WebhookEvent.objects.aggregate(last=Max("received_at"))["last"],
-        "webhook_errors": WebhookEvent.objects.filter(result=WebhookEvent.Result.FAILED,
-                                                      received_at__gte=now - timedelta(days=1)).count(),
+        "webhook": health.webhook_figures(now),
         "whatsapp": health.check_whatsapp(),
         "days": chart_days(today_start, past, today["total"]),
         "hours": bars([(hour, today["hours"].get(hour, {"in": 0, "out": 0})) for hour in range(24)]),
@@ -174,11 +172,7 @@ def conversations(filters, user, now=None):
     if filters.unread:
         sessions = sessions.filter(unread__gt=0)
     if filters.q:
-        digits = "".join(ch for ch in filters.q if ch.isdigit())
-        match = Q(contact__name__icontains=filters.q)
-        if digits:
-            match |= Q(contact__wa_id__contains=digits)
-        sessions = sessions.filter(match)
+        sessions = sessions.filter(name_or_number(filters.q, "contact__"))
     if filters.sort == "window":
         sessions = sessions.filter(contact__last_inbound_at__gt=now - WINDOW).order_by("contact__last_inbound_at")
     else:
@@ -186,6 +180,15 @@ def conversations(filters, user, now=None):
     last_text = Message.objects.filter(session=OuterRef("pk")).exclude(type__in=ATTACHED_TYPES) \
         .order_by("-timestamp", "-pk").values("text")[:1]
     return sessions.annotate(last_text=Subquery(last_text))
+
+
+def name_or_number(q, prefix=""):
+    """Contacts (through `prefix`) whose name contains `q`, or whose number contains its digits."""
+    digits = "".join(ch for ch in q if ch.isascii() and ch.isdigit())
+    match = Q(**{f"{prefix}name__icontains": q})
+    if digits:
+        match |= Q(**{f"{prefix}wa_id__contains": digits})
+    return match
 
 
 def window_left(contact, now=None):
