@@ -458,3 +458,13 @@ class Traffic:
 
     def close(self):
         self.pool.shutdown(wait=True)
+
+
+def verdict(broken, details=()):
+    """Print the broken promises (and `details`) and exit 1, or say every promise held."""
+    if broken:
+        print("BROKEN PROMISES:\n  " + "\n  ".join(broken))
+        for line in details:
+            print(f"    {line}")
+        sys.exit(1)
+    print("every promise held")

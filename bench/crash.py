@@ -65,6 +65,7 @@ from bench.common import (  # noqa: E402
     signed_headers,
     status_webhook,
     stop,
+    verdict,
     wait_until,
 )
 
@@ -354,10 +355,7 @@ def main():
     for row in figures["in_flight_rows"][:5]:
         print(f"    message {row['id']} sending (reached fake: {row['reached_fake']}): "
               f"the sweep fails it after {row['failed_by_sweep_after']}")
-    if broken:
-        print("BROKEN PROMISES:\n  " + "\n  ".join(broken))
-        sys.exit(1)
-    print("every promise held")
+    verdict(broken)
 
 
 if __name__ == "__main__":

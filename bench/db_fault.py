@@ -47,6 +47,7 @@ from bench.common import (  # noqa: E402
     save,
     server_env,
     setup_django,
+    verdict,
     wait_until,
 )
 from bench.crash import inbound_request, wait_for_workers  # noqa: E402
@@ -214,10 +215,7 @@ def main():
         print(f"  {label:42} {value!s:>34}   {target}")
     print("  health timeline (s from the restart): " + ", ".join(
         f"{item['health']} {item['from_s']}..{item['to_s']}" for item in timeline))
-    if broken:
-        print("BROKEN PROMISES:\n  " + "\n  ".join(broken))
-        sys.exit(1)
-    print("every promise held")
+    verdict(broken)
 
 
 if __name__ == "__main__":

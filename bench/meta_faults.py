@@ -53,6 +53,7 @@ from bench.common import (  # noqa: E402
     server_env,
     setup_django,
     stop,
+    verdict,
 )
 from bench.crash import StatusFeed, api_request, seed_recipients, wait_for_workers  # noqa: E402
 
@@ -222,12 +223,7 @@ def main():
     ]
     for label, value, target in rows:
         print(f"  {label:42} {value!s:>40}   {target}")
-    if broken:
-        print("BROKEN PROMISES:\n  " + "\n  ".join(broken))
-        for row in failed:
-            print(f"    failed: {row}")
-        sys.exit(1)
-    print("every promise held")
+    verdict(broken, [f"failed: {row}" for row in failed])
 
 
 if __name__ == "__main__":

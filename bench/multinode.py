@@ -41,6 +41,7 @@ from bench.common import (  # noqa: E402
     server_env,
     setup_django,
     stop,
+    verdict,
 )
 from bench.crash import (  # noqa: E402
     StatusFeed,
@@ -150,10 +151,7 @@ def main():
     ]
     for label, value, target in rows:
         print(f"  {label:44} {value!s:>34}   {target}")
-    if broken:
-        print("BROKEN PROMISES:\n  " + "\n  ".join(broken))
-        sys.exit(1)
-    print("every promise held")
+    verdict(broken)
 
 
 if __name__ == "__main__":
