@@ -30,6 +30,7 @@ from .models import (
     Message,
     PhoneNumber,
     Session,
+    fit,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ def business_number(phone_number_id, display=""):
     numbers = _config_cache["numbers"]
     if phone_number_id not in numbers:
         numbers[phone_number_id], _ = PhoneNumber.objects.get_or_create(
-            phone_number_id=phone_number_id[:64], defaults={"display_phone_number": display[:32]}
+            **fit(PhoneNumber, {"phone_number_id": phone_number_id}),
+            defaults=fit(PhoneNumber, {"display_phone_number": display}),
         )
     return numbers[phone_number_id]
 

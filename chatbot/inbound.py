@@ -37,6 +37,7 @@ from .models import (
     PhoneNumber,
     Template,
     WebhookEvent,
+    fit,
 )
 
 logger = logging.getLogger(__name__)
@@ -238,16 +239,6 @@ def media_fields(media):
     }
 
 
-def fit(model, fields):
-    """`fields` with each string cut to its column's length: PostgreSQL refuses longer ones, and a
-    customer's 300-character file name must not cost the message."""
-    for name, value in fields.items():
-        limit = getattr(model._meta.get_field(name), "max_length", None)
-        if limit and isinstance(value, str) and len(value) > limit:
-            fields[name] = value[:limit]
-    return fields
-
-
 def insert_message(fields):
     """Insert a message unless its wamid is known; returns the new row or None for a duplicate."""
     try:
@@ -318,11 +309,13 @@ def follow_up_target(item, moment):
 
 def catch_up_follow_ups(message):
     """Edits and deletions that arrived before the message they change (Meta promises no order)."""
-    for later in Message.objects.filter(target_wamid=message.wamid, type__in=("edit", "revoke")).order_by("timestamp"):
-        if later.type == "edit":
-            message.text, message.edited_at = later.text, later.timestamp
+    later = list(Message.objects.filter(target_wamid=message.wamid, type__in=("edit", "revoke")).order_by("timestamp"))
+    for follow_up in later:
+        if follow_up.type == "edit":
+            message.text, message.edited_at = follow_up.text, follow_up.timestamp
         else:
-            message.revoked_at = later.timestamp
+            message.revoked_at = follow_up.timestamp
+    if later:
         Message.objects.filter(pk=message.pk).update(text=message.text, edited_at=message.edited_at,
                                                      revoked_at=message.revoked_at)
 
@@ -447,13 +440,11 @@ def apply_template_status(item, batch):
         template, _ = Template.objects.get_or_create(
             **names, defaults=fit(Template, {"template_id": item.template_id, "waba_id": item.waba_id})
         )
-    template.status = item.event
-    template.reason = "" if item.reason in ("", "NONE") else item.reason
+    changes = {"status": item.event, "reason": "" if item.reason in ("", "NONE") else item.reason,
+               "template_id": template.template_id or item.template_id}
     if item.category:
-        template.category = item.category
-    template.template_id = template.template_id or item.template_id
-    for name, value in fit(Template, {"status": template.status, "reason": template.reason,
-                                      "category": template.category, "template_id": template.template_id}).items():
+        changes["category"] = item.category
+    for name, value in fit(Template, changes).items():
         setattr(template, name, value)
     template.save()
     batch.counts["templates"] += 1

@@ -319,6 +319,16 @@ class Message(models.Model):
         return f"{self.get_direction_display()} {self.type} {self.wamid or self.pk}"
 
 
+def fit(model, fields):
+    """`fields` with each string cut to its column's length: PostgreSQL refuses longer ones, and a
+    customer's 300-character file name must not cost the message (SQLite ignores lengths)."""
+    for name, value in fields.items():
+        limit = getattr(model._meta.get_field(name), "max_length", None)
+        if limit and isinstance(value, str) and len(value) > limit:
+            fields[name] = value[:limit]
+    return fields
+
+
 # Status precedence, so any arrival order of status webhooks ends in the same state: a late `sent`
 # never overwrites `failed`, and proof of delivery (`delivered`, `read`) outranks a `failed`.
 STATUS_RANK = {"queued": 0, "sending": 0, "sent": 1, "failed": 2, "delivered": 3, "read": 4, "played": 5}
