@@ -25,6 +25,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt
 	t = t.replace("\nSECRET_KEY=\n", "\nSECRET_KEY=" + secrets.token_urlsafe(50) + "\n", 1); \
 	t = t.replace("\nDEBUG=\n", "\nDEBUG=True\n", 1); \
 	t = t.replace("\nWHATSAPP_APP_SECRET=\n", "\nWHATSAPP_APP_SECRET=" + secrets.token_hex(16) + "\n", 1); \
+	t = t.replace("\nWEBHOOK_VERIFY_TOKEN=\n", "\nWEBHOOK_VERIFY_TOKEN=" + secrets.token_urlsafe(24) + "\n", 1); \
 	pathlib.Path(".env").write_text(t)'
 	@echo "Created .env (sandbox mode). Edit it to go live."
 

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
@@ -21,6 +22,7 @@ from .models import (
     PendingStatus,
     PhoneNumber,
     RateLimit,
+    Scope,
     Session,
     Template,
     WebhookEvent,
@@ -37,10 +39,10 @@ class PhoneNumberAdmin(admin.ModelAdmin):
 
 @admin.register(Department)
 class DepartmentAdmin(admin.ModelAdmin):
-    list_display = ["name", "position", "is_active"]
-    list_editable = ["position", "is_active"]
+    list_display = ["name", "position", "is_active", "restricted"]
+    list_editable = ["position", "is_active", "restricted"]
     search_fields = ["name"]
-    list_filter = ["is_active"]
+    list_filter = ["is_active", "restricted"]
     filter_horizontal = ["operators"]
 
 
@@ -131,9 +133,22 @@ class WorkerBeatAdmin(admin.ModelAdmin):
     readonly_fields = ["worker_id", "hostname", "pid", "started_at", "last_seen"]
 
 
+class ApiTokenForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(label=_("scopes"), choices=Scope.choices, required=False,
+                                       widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "scopes", "revoked_at"]
+
+    def clean_scopes(self):
+        return sorted(self.cleaned_data["scopes"])
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    form = ApiTokenForm
+    list_display = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
     search_fields = ["name", "prefix"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     readonly_fields = ["prefix", "created_at", "last_used_at"]

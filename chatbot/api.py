@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import outbound, ratelimit, validation
-from .models import ApiToken, Contact, IdempotencyKey, Message, PhoneNumber, Template
+from .models import ApiToken, Contact, IdempotencyKey, Message, PhoneNumber, Scope, Template
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
@@ -65,13 +65,27 @@ def authenticate(header, address=""):
     return token
 
 
+def require_scope(token, scope):
+    if not token.allows(scope):
+        raise ApiError(403, "forbidden_scope", _("This token may not %(action)s (scope \"%(scope)s\"); create one "
+                                                 "with --scope %(scope)s.") % {"action": Scope(scope).label,
+                                                                                "scope": scope})
+
+
 # --- Send ------------------------------------------------------------------------------------
+
+
+IDEMPOTENCY_KEY_MAX = IdempotencyKey._meta.get_field("key").max_length
 
 
 def send(token, raw_body, idempotency_key=""):
     """Check and queue one message; returns (HTTP status, JSON body)."""
     if not idempotency_key:
         return 202, queue_message(token, parse(raw_body))
+    if len(idempotency_key) > IDEMPOTENCY_KEY_MAX or not (idempotency_key.isascii() and idempotency_key.isprintable()):
+        raise ApiError(400, "invalid_request", _("The Idempotency-Key header must be 1 to %(max)d printable ASCII "
+                                                 "characters.") % {"max": IDEMPOTENCY_KEY_MAX},
+                       field="Idempotency-Key")
     request_hash = hashlib.sha256(raw_body).hexdigest()
     previous = IdempotencyKey.objects.filter(
         token=token, key=idempotency_key, created_at__gte=timezone.now() - IDEMPOTENCY_TTL
@@ -86,7 +100,7 @@ def send(token, raw_body, idempotency_key=""):
         with transaction.atomic():
             answer = queue_message(token, parse(raw_body))
             IdempotencyKey.objects.create(
-                token=token, key=idempotency_key[:255], request_hash=request_hash, status_code=202, response=answer
+                token=token, key=idempotency_key, request_hash=request_hash, status_code=202, response=answer
             )
     except IntegrityError:
         # The same key raced in on another connection: its message is the one queued.
@@ -95,11 +109,33 @@ def send(token, raw_body, idempotency_key=""):
     return 202, answer
 
 
+# Meta's deepest message object (a template's currency parameter) is 6 levels deep.
+MAX_DEPTH = 20
+
+
 def parse(raw_body):
+    too_deep = ApiError(400, "invalid_request", _("The JSON is nested more than %(max)d levels deep; no message "
+                                                  "object is.") % {"max": MAX_DEPTH})
     try:
-        return json.loads(raw_body)
+        data = json.loads(raw_body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_request", _("The body is not valid JSON.")) from None
+    except RecursionError:
+        raise too_deep from None
+    if depth(data) > MAX_DEPTH:
+        raise too_deep
+    return data
+
+
+def depth(value):
+    """How deeply lists and objects nest in a parsed JSON value (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def queue_message(token, data):

@@ -229,14 +229,19 @@ def take_turn(session, message, config, texts, *, quiet=False):
 
 
 def choice_id(message):
-    """The id of the button or list row the customer tapped, if that is what the message is."""
-    payload = message.payload or {}
+    """The id of the button or list row the customer tapped, if that is what the message is: ""
+    for anything else, whatever shape the payload came in (the parser keeps odd ones as sent)."""
+    payload = message.payload if isinstance(message.payload, dict) else {}
     if message.type == "interactive":
-        reply = payload.get("button_reply") or payload.get("list_reply") or {}
-        return str(reply.get("id", ""))
+        replies = [payload.get(kind) for kind in ("button_reply", "list_reply")]
+        return next((identifier(reply.get("id")) for reply in replies if isinstance(reply, dict)), "")
     if message.type == "button":
-        return str(payload.get("payload", ""))
+        return identifier(payload.get("payload"))
     return ""
+
+
+def identifier(value):
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
 
 
 def send(session, reply, context=None):

@@ -6,13 +6,10 @@ Every action is a POST (CSRF-checked) answered with a redirect, so a reload neve
 
 import hashlib
 import json
-from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpResponse, JsonResponse
@@ -21,54 +18,33 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from . import conversation, inbound, lgpd, media, message_templates, operators, ratelimit, selectors
-from .management.commands.bootstrap import OPERATORS_GROUP
+from . import conversation, inbound, lgpd, logins, media, message_templates, operators, selectors
 from .models import CannedReply, Contact, Department, Message, Session, Template, WebhookEvent
-
-
-def is_operator(user):
-    return user.is_staff or user.is_superuser or any(g.name == OPERATORS_GROUP for g in user.groups.all())
-
-
-def operator_required(view):
-    """Logged in (else to the login page) and an operator or admin (else 403)."""
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not is_operator(request.user):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-    return wrapper
-
-
-def admin_required(view):
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not (request.user.is_staff or request.user.is_superuser):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-    return wrapper
+from .permissions import OPERATORS_GROUP, admin_required, operator_required, visible
 
 
 class ThrottledLoginView(LoginView):
-    """Django's login, refusing with 429 after a burst of attempts for one name from one address,
-    and after a larger burst for one name from anywhere, so passwords can't be guessed at speed.
-    No limit per address alone: behind a proxy every operator shares one, and a stranger's
-    attempts must not lock them all out."""
+    """Django's login, refusing with 429 when a user's failed attempts pass the limits of
+    `logins` (failures only; a stranger's guesses never lock out a browser the user logged in on)."""
 
     def post(self, request, *args, **kwargs):
-        address = request.META.get("REMOTE_ADDR", "")
-        username = request.POST.get("username", "")[:150].lower()
-        wait = max(ratelimit.allow(f"login:{address}:{username}", interval=60, burst=5),
-                   ratelimit.allow(f"login:{username}", interval=60, burst=20))
+        user = logins.identity(self.get_form().fields["username"], request.POST.get("username"))
+        limits = logins.limits(request, user)
+        wait = logins.take(limits)
         if wait:
-            throttled = _("Too many login attempts. Try again in %(minutes)d minute(s).") % {
-                "minutes": int(wait // 60) + 1}
+            minutes = int(wait // 60) + 1
+            throttled = ngettext("Too many failed attempts. Try again in %(minutes)d minute.",
+                                 "Too many failed attempts. Try again in %(minutes)d minutes.", minutes) % {
+                "minutes": minutes}
             return self.render_to_response(self.get_context_data(throttled=throttled), status=429)
-        return super().post(request, *args, **kwargs)
+        response = super().post(request, *args, **kwargs)
+        if request.user.is_authenticated:
+            logins.give_back(limits)
+            logins.remember_device(response, user)
+        return response
 
 
 def number(query, key):
@@ -89,7 +65,8 @@ def operators_list():
 @require_GET
 @operator_required
 def overview(request):
-    return render(request, "dashboard/overview.html", {"stats": selectors.overview(), "section": "overview"})
+    return render(request, "dashboard/overview.html", {"stats": selectors.overview(request.user),
+                                                       "section": "overview"})
 
 
 # --- Conversations ---------------------------------------------------------------------------
@@ -135,11 +112,15 @@ def conversation_context(request, session):
     }
 
 
+def visible_session(request, session_id, *related):
+    """The session, if this operator may see it (404 otherwise: its existence is not told)."""
+    return get_object_or_404(visible(Session.objects.select_related(*related), request.user), pk=session_id)
+
+
 @require_GET
 @operator_required
 def conversation_detail(request, session_id):
-    session = get_object_or_404(Session.objects.select_related("contact", "department", "assigned_to",
-                                                               "phone_number"), pk=session_id)
+    session = visible_session(request, session_id, "contact", "department", "assigned_to", "phone_number")
     if session.unread:
         Session.objects.filter(pk=session.pk).update(unread=0)
     return render(request, "dashboard/conversation.html", conversation_context(request, session))
@@ -151,7 +132,7 @@ def conversation_updates(request, session_id):
     """The last page of the thread when anything on it changed since the page's `mark` (a new
     message, a status, a reaction, an edit): each message's HTML with a version, which the page's
     script compares, so only what changed is replaced. Polled every 2 s."""
-    session = get_object_or_404(Session.objects.select_related("contact"), pk=session_id)
+    session = visible_session(request, session_id, "contact")
     mark = selectors.last_change(session)
     if mark == request.GET.get("mark"):
         return JsonResponse({"mark": mark, "changed": False})
@@ -168,14 +149,18 @@ def conversation_updates(request, session_id):
                          "window_open": selectors.window_left(session.contact) is not None})
 
 
-def back_to(session):
+def back_to(request, session):
+    """To the conversation, or to the list when the action put it out of this operator's sight
+    (transferred to a department of others)."""
+    if not visible(Session.objects.filter(pk=session.pk), request.user).exists():
+        return redirect("chatbot:dashboard-conversations")
     return redirect("chatbot:dashboard-conversation", session_id=session.pk)
 
 
 @require_POST
 @operator_required
 def conversation_reply(request, session_id):
-    session = get_object_or_404(Session.objects.select_related("contact", "phone_number"), pk=session_id)
+    session = visible_session(request, session_id, "contact", "phone_number")
     buttons = [title.strip() for title in request.POST.getlist("button") if title.strip()]
     try:
         operators.reply(session=session, user=request.user, text=request.POST.get("text", ""), buttons=buttons,
@@ -186,26 +171,26 @@ def conversation_reply(request, session_id):
         context = conversation_context(request, session)
         context.update(draft=request.POST.get("text", ""), draft_buttons=buttons)
         return render(request, "dashboard/conversation.html", context, status=400)
-    return back_to(session)
+    return back_to(request, session)
 
 
 @require_POST
 @operator_required
 def conversation_template(request, session_id):
-    session = get_object_or_404(Session.objects.select_related("contact", "phone_number"), pk=session_id)
+    session = visible_session(request, session_id, "contact", "phone_number")
     template = get_object_or_404(Template, pk=number(request.POST, "template"), status="APPROVED")
     try:
         operators.send_template(session=session, user=request.user, template=template,
                                 values=request.POST.getlist(f"param-{template.pk}"))
     except operators.Refused as refused:
         messages.error(request, refused.message)
-    return back_to(session)
+    return back_to(request, session)
 
 
 @require_POST
 @operator_required
 def conversation_action(request, session_id):
-    session = get_object_or_404(Session.objects.select_related("contact", "phone_number"), pk=session_id)
+    session = visible_session(request, session_id, "contact", "phone_number")
     action = request.POST.get("action")
     if action == "take":
         done = conversation.take(session, request.user)
@@ -222,27 +207,27 @@ def conversation_action(request, session_id):
         return HttpResponse(_("Unknown action."), status=400, content_type="text/plain; charset=utf-8")
     if not done:
         messages.error(request, _("This conversation is closed."))
-    return back_to(session)
+    return back_to(request, session)
 
 
 @require_POST
 @operator_required
 def conversation_note(request, session_id):
-    session = get_object_or_404(Session, pk=session_id)
+    session = visible_session(request, session_id)
     try:
         operators.add_note(session=session, user=request.user, text=request.POST.get("text", ""))
     except operators.Refused as refused:
         messages.error(request, refused.message)
-    return back_to(session)
+    return back_to(request, session)
 
 
 @require_POST
 @operator_required
 def media_retry(request, message_id):
-    message = get_object_or_404(Message, pk=message_id)
+    message = get_object_or_404(visible(Message.objects.all(), request.user, "session__"), pk=message_id)
     if not media.retry(message):
         messages.error(request, _("Meta keeps a customer's media for 7 days only; this file can't be fetched again."))
-    return back_to(message.session) if message.session_id else redirect("chatbot:dashboard")
+    return back_to(request, message.session) if message.session_id else redirect("chatbot:dashboard")
 
 
 # --- Contacts --------------------------------------------------------------------------------
@@ -263,7 +248,8 @@ def contact_list(request):
 @operator_required
 def contact_detail(request, contact_id):
     contact = get_object_or_404(Contact, pk=contact_id)
-    sessions = contact.sessions.select_related("department", "assigned_to").order_by("-started_at")[:50]
+    sessions = visible(contact.sessions.select_related("department", "assigned_to"), request.user) \
+        .order_by("-started_at")[:50]
     return render(request, "dashboard/contact.html", {"contact": contact, "sessions": sessions,
                                                       "section": "contacts"})
 
@@ -329,8 +315,9 @@ def template_sync(request):
     return redirect("chatbot:dashboard-templates")
 
 
+# The raw bodies hold every customer's messages: administrators only, like the admin.
 @require_GET
-@operator_required
+@admin_required
 def webhook_list(request):
     events = WebhookEvent.objects.order_by("-received_at")
     result = request.GET.get("result", "")
@@ -343,7 +330,7 @@ def webhook_list(request):
 
 
 @require_GET
-@operator_required
+@admin_required
 def webhook_detail(request, event_id):
     event = get_object_or_404(WebhookEvent, pk=event_id)
     try:
@@ -354,7 +341,7 @@ def webhook_detail(request, event_id):
 
 
 @require_POST
-@operator_required
+@admin_required
 def webhook_reprocess(request, event_id):
     event = get_object_or_404(WebhookEvent, pk=event_id)
     inbound.reprocess(event)

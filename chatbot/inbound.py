@@ -87,6 +87,11 @@ def pending():
         return cursor.fetchone() is not None
 
 
+# A whole event that fails to apply (not one of its items: those fail alone) is tried this many
+# times, then left `failed` with its error, so the events behind it never wait on it.
+MAX_ATTEMPTS = 3
+
+
 def drain(limit=100):
     """Apply up to `limit` (None: all) pending events, oldest first, one transaction each; returns
     how many were applied."""
@@ -94,26 +99,56 @@ def drain(limit=100):
     if not pending():
         return applied
     while limit is None or applied < limit:
-        with transaction.atomic():
-            # Another worker applying an event holds its row: skip it rather than wait, and never
-            # apply one twice (the row only leaves `pending` in the transaction that applies it).
-            event = (
-                WebhookEvent.objects.select_for_update(skip_locked=True)
-                .filter(result=WebhookEvent.Result.PENDING)
-                .order_by("pk")
-                .first()
-            )
+        event = None
+        try:
+            with transaction.atomic():
+                # Another worker applying an event holds its row: skip it rather than wait, and never
+                # apply one twice (the row only leaves `pending` in the transaction that applies it).
+                event = (
+                    WebhookEvent.objects.select_for_update(skip_locked=True)
+                    .filter(result=WebhookEvent.Result.PENDING)
+                    .order_by("pk")
+                    .first()
+                )
+                if event is None:
+                    return applied
+                apply(event)
+        except Exception as exc:
             if event is None:
-                return applied
-            apply(event)
+                raise
+            record_failure(event.pk, exc)
         applied += 1
     return applied
 
 
 def reprocess(event):
     """Apply a stored event again (after a fix); duplicates inside it are skipped as usual."""
+    try:
+        with transaction.atomic():
+            return apply(WebhookEvent.objects.select_for_update().get(pk=event.pk))
+    except Exception as exc:
+        return record_failure(event.pk, exc, final=True)
+
+
+def record_failure(event_id, exc, *, final=False):
+    """Count a failed try at a whole event (its transaction rolled back); after MAX_ATTEMPTS (at
+    once when `final`) it is `failed` with the error. Raises when the database itself is gone."""
+    logger.error("webhook event %s could not be applied", event_id, exc_info=exc)
     with transaction.atomic():
-        return apply(WebhookEvent.objects.select_for_update().get(pk=event.pk))
+        events = WebhookEvent.objects.filter(pk=event_id)
+        if final:
+            event = events.select_for_update().get()
+        else:
+            # Unless another worker took it since (and will count its own try), or it was applied.
+            event = events.select_for_update(skip_locked=True).filter(result=WebhookEvent.Result.PENDING).first()
+            if event is None:
+                return None
+        event.attempts += 1
+        event.error = f"{type(exc).__name__}: {exc}"[:2000]
+        if final or event.attempts >= MAX_ATTEMPTS:
+            event.result = WebhookEvent.Result.FAILED
+        event.save(update_fields=["attempts", "error", "result"])
+    return event
 
 
 def apply(event):
@@ -398,11 +433,13 @@ def keep_pending_status(item, moment):
     """
     try:
         with transaction.atomic():
-            PendingStatus.objects.create(**fit(PendingStatus, {"wamid": item.wamid, "status": item.status,
-                                                                "timestamp": moment, "payload": item.raw}))
+            pending_status = PendingStatus.objects.create(**fit(PendingStatus, {
+                "wamid": item.wamid, "status": item.status, "timestamp": moment, "payload": item.raw}))
     except IntegrityError:
         return
-    tasks.schedule_pending_statuses(item.wamid)
+    # The task carries the row's id, not the wamid: a real wamid encodes the customer's number,
+    # and task rows outlive the customer's erasure until the retention purge.
+    tasks.schedule_pending_statuses(pending_status.pk)
 
 
 def move_status(wamid, status, moment, errors=(), pricing=None):

@@ -21,12 +21,13 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from . import api
-from .models import Contact, IdempotencyKey, Message, Note, PendingStatus, Session, WebhookEvent
+from .models import AccountEvent, Contact, IdempotencyKey, Message, Note, PendingStatus, Session, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def anonymize(contact, *, by=None):
         messages = Message.objects.filter(contact=contact)
         wamids = set(messages.exclude(wamid=None).values_list("wamid", flat=True))
         files = list(messages.exclude(media_file="").values_list("media_file", flat=True))
+        message_ids = set(messages.values_list("pk", flat=True))
         now = timezone.now()
         # Messages still waiting in the outbox could never be sent: the address is gone.
         messages.filter(status=Message.Status.QUEUED).update(
@@ -85,10 +87,13 @@ def anonymize(contact, *, by=None):
         sessions.exclude(status=Session.Status.CLOSED).update(status=Session.Status.CLOSED, closed_at=now)
         # Operators' notes on the sessions are about the customer.
         Note.objects.filter(session__in=session_ids).update(text="")
-        PendingStatus.objects.filter(wamid__in=wamids).delete()
+        PendingStatus.objects.filter(Q(wamid__in=wamids) | Q(payload__recipient_id__in=sorted(ids))
+                                     | Q(payload__recipient_user_id__in=sorted(ids))).delete()
         if ids:
             IdempotencyKey.objects.filter(response__to__in=sorted(ids)).delete()
         events = redact_webhook_events(ids, wamids)
+        redact_account_events(ids | wamids)
+        redact_tasks(ids | wamids)
         redact_admin_log(contact, session_ids)
         Contact.objects.filter(pk=contact.pk).update(
             wa_id="", user_id="", username="", name="", anonymized_at=now, send_booked_until=None
@@ -98,8 +103,9 @@ def anonymize(contact, *, by=None):
                 user_id=by.pk, queryset=Contact.objects.filter(pk=contact.pk), action_flag=CHANGE,
                 change_message="Anonymized (LGPD)", single_object=True,
             )
-        # Files go once the rows no longer point at them; if the transaction fails they stay.
-        transaction.on_commit(lambda: delete_files(files))
+        # Files go once the rows no longer point at them; if the transaction fails they stay. Any
+        # file named after one of the messages goes too (a download the old code left behind).
+        transaction.on_commit(lambda: delete_files(files + stray_files(message_ids)))
     counts = {"messages": erased_messages, "media_files": len(files), "webhook_events": events,
               "sessions": len(session_ids)}
     # The log names no person: the row id and the operator's id only.
@@ -118,14 +124,16 @@ def redact_webhook_events(ids, wamids):
         return 0
     # Every body about the contact names them (`from`, `wa_id`, `recipient_id`, `to`): searching by
     # those, not by each wamid, keeps the query small for a contact with years of messages.
-    mentions = Q()
+    about = Q()
     for name in ids:
-        mentions |= Q(body__contains=name)
+        about |= Q(body__contains=name)
     changed = 0
-    for event in WebhookEvent.objects.filter(mentions).only("body").iterator():
+    for event in WebhookEvent.objects.filter(about).only("body", "summary").iterator():
         body = redact_body(event.body, ids, wamids)
         if body != event.body:
-            WebhookEvent.objects.filter(pk=event.pk).update(body=body)
+            # An error or an unsupported reason may quote the contact's part of the body too.
+            summary = {key: value for key, value in event.summary.items() if key != "unsupported_reasons"}
+            WebhookEvent.objects.filter(pk=event.pk).update(body=body, error="", summary=summary)
             changed += 1
     return changed
 
@@ -142,7 +150,7 @@ ABOUT = {
 def redact_body(body, ids, wamids):
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     names = ids | wamids
     for entry in document.get("entry") or [] if isinstance(document, dict) else []:
@@ -160,21 +168,67 @@ def redact_body(body, ids, wamids):
     return json.dumps(document, ensure_ascii=True, separators=(",", ":"))
 
 
-def mentions(node, names):
-    if isinstance(node, dict):
-        return any(mentions(value, names) for value in node.values())
-    if isinstance(node, list):
-        return any(mentions(value, names) for value in node)
-    return isinstance(node, str) and node in names
+def mentions(document, names):
+    """Whether any string in a JSON document (keys too), however deeply nested, is one of `names`."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and node in names:
+            return True
+    return False
+
+
+def redact_account_events(names):
+    """Meta's account news that names the contact (an error about their message) keep no payload."""
+    for event in AccountEvent.objects.only("payload").iterator():
+        if mentions(event.payload, names):
+            AccountEvent.objects.filter(pk=event.pk).update(payload={})
+
+
+def redact_tasks(names):
+    """Background task rows that name the contact in their arguments or a failure's traceback
+    (a wamid encodes the customer's number) are deleted: finished ones are only history, and a
+    waiting one could only act on data just erased."""
+    rows = DBTaskResult.objects.filter(~Q(traceback="") | Q(task_path="chatbot.tasks.apply_pending_statuses"))
+    doomed = [row.pk for row in rows.only("args_kwargs", "return_value", "traceback").iterator()
+              if mentions([row.args_kwargs, row.return_value], names)
+              or any(name in row.traceback for name in names)]
+    DBTaskResult.objects.filter(pk__in=doomed).delete()
 
 
 def redact_admin_log(contact, session_ids):
-    """The admin's history names objects by their __str__, which for these is the customer's name."""
-    for model, pks in ((Contact, [contact.pk]), (Session, session_ids)):
-        content_type = ContentType.objects.get_for_model(model)
-        LogEntry.objects.filter(content_type=content_type, object_id__in=[str(pk) for pk in pks]).update(
-            object_repr=f"#{contact.pk}" if model is Contact else "", change_message=""
-        )
+    """The admin's history names objects by their __str__ (a customer's name, a note's first words,
+    a message's wamid) and lists changed fields: about the contact, it keeps only the row ids."""
+    related = [
+        (Contact, Contact.objects.filter(pk=contact.pk)),
+        (Session, Session.objects.filter(pk__in=session_ids)),
+        (Note, Note.objects.filter(session__in=session_ids)),
+        (Message, Message.objects.filter(contact=contact)),
+    ]
+    for model, rows in related:
+        object_ids = rows.annotate(object_id=Cast("pk", CharField())).values("object_id")
+        LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(model), object_id__in=object_ids) \
+            .update(object_repr=f"#{contact.pk}" if model is Contact else "", change_message="")
+
+
+def stray_files(message_ids):
+    """Stored media files named after one of `message_ids` ("<id>-…", how downloads are named)."""
+    found, folders = [], ["media"]
+    while folders:
+        folder = folders.pop()
+        try:
+            subfolders, names = default_storage.listdir(folder)
+        except FileNotFoundError:
+            continue
+        folders += [f"{folder}/{name}" for name in subfolders]
+        found += [f"{folder}/{name}" for name in names
+                  if name.split("-", 1)[0].isdigit() and int(name.split("-", 1)[0]) in message_ids]
+    return found
 
 
 def delete_files(names):

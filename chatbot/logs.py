@@ -1,5 +1,6 @@
-"""Logging helpers wired in by the LOGGING setting: secrets redacted from every record, a request
-id on every record, and a JSON formatter for `LOG_FORMAT=json`.
+"""Logging helpers wired in by the LOGGING setting: secrets (and the customers' numbers that URLs
+and database errors carry) redacted from every record, a request id on every record, and a JSON
+formatter for `LOG_FORMAT=json`. gunicorn's access log uses `redact_path` (gunicorn.conf.py).
 
 The redaction is a handler filter, not a rule for callers: a token can reach a log line through an
 exception message, a library's debug output or a header dump, and log files get copied around.
@@ -33,6 +34,15 @@ PATTERNS = [
     (("eaa",), re.compile(r"\bEAA[A-Za-z0-9]{20,}"), REDACTED),
     (("hzt_",), re.compile(r"\bhzt_[A-Za-z0-9_-]{16,}"), "hzt_" + REDACTED),
 ]
+# Personal data that reaches log lines by way of URLs and database errors: the customer's number
+# in the contact API's path, query strings of request lines (a dashboard search by number), and
+# the values a PostgreSQL error quotes ("Key (wa_id)=(5511…) already exists").
+PERSONAL_PATTERNS = [
+    (("/api/contacts/",), re.compile(r"(/api/contacts/)[^/\s\"'?]+"), r"\1" + REDACTED),
+    ((" http/",), re.compile(r"(\"[A-Z]+ [^\s?\"]*)\?[^\s\"]*"), r"\1"),
+    (("key (",), re.compile(r"(?i)(\bkey \([^)]*\)=\()[^\n]*?(\)( already exists| is not present|\.|$))"),
+     r"\1" + REDACTED + r"\2"),
+]
 # Settings whose values are secrets, removed wherever they appear (short ones would match too much).
 SECRET_SETTINGS = ["WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "SECRET_KEY", "WEBHOOK_VERIFY_TOKEN"]
 MIN_SECRET_LENGTH = 8
@@ -44,10 +54,15 @@ def redact(text):
         if secret in text:
             text = text.replace(secret, REDACTED)
     lower = text.lower()
-    for words, pattern, replacement in PATTERNS:
+    for words, pattern, replacement in PATTERNS + PERSONAL_PATTERNS:
         if any(word in lower for word in words):
             text = pattern.sub(replacement, text)
     return text
+
+
+def redact_path(path):
+    """A request path as an access log may keep it: the contact API's number redacted."""
+    return redact(path) if "/api/contacts/" in path else path
 
 
 def _secrets():

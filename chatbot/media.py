@@ -7,6 +7,8 @@ later (Meta keeps webhook media for 7 days), or by hand from the dashboard.
 
 import logging
 import mimetypes
+import re
+import unicodedata
 import uuid
 from datetime import timedelta
 from pathlib import PurePath
@@ -29,6 +31,44 @@ MEDIA_TYPES = set(META_LIMITS)
 RETRY_DELAYS = [60, 300, 1800, 7200, 43200]
 EXTENSIONS = {"audio/ogg": ".ogg", "audio/mpeg": ".mp3", "image/jpeg": ".jpg", "image/webp": ".webp",
               "audio/mp4": ".m4a", "audio/aac": ".aac", "audio/amr": ".amr", "video/3gpp": ".3gp"}
+
+
+# What the dashboard shows in the browser, by exact type: anything else (documents, unknown or
+# malformed types such as "audio/ogg, text/html") is served as a download of octet-stream.
+INLINE = {
+    "image/jpeg": "image", "image/png": "image", "image/webp": "image", "image/gif": "image",
+    "audio/ogg": "audio", "audio/mpeg": "audio", "audio/mp4": "audio", "audio/aac": "audio",
+    "video/mp4": "video",
+}
+MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+
+
+def essence(mime_type):
+    """The bare "type/subtype" of a stored MIME type, lowercased, or "" when it is not one.
+
+    Meta, customers and integrators write these strings; only a well-formed one, parameters
+    dropped, is ever compared with the allow-list."""
+    base = str(mime_type or "").split(";", 1)[0].strip().lower()
+    return base if MIME_TYPE.fullmatch(base) else ""
+
+
+def inline_kind(mime_type):
+    """"image", "audio" or "video" when the browser may show the file in the page, else None."""
+    return INLINE.get(essence(mime_type))
+
+
+def served_type(mime_type):
+    """(Content-Type, inline): our own string for the header, never the stored one."""
+    base = essence(mime_type)
+    return (base, True) if base in INLINE else ("application/octet-stream", False)
+
+
+def download_name(filename, fallback):
+    """A file name safe in a Content-Disposition header: no control or format characters, no path,
+    at most 100 characters; `fallback` when nothing is left."""
+    name = "".join(ch for ch in str(filename or "") if unicodedata.category(ch)[0] not in "CZ" or ch == " ")
+    name = name.replace("/", "_").replace("\\", "_").strip(" .")[:100]
+    return name or fallback
 
 
 class MediaRefused(Exception):
@@ -72,12 +112,18 @@ def download(message_id, attempt=0):
     except (KeyError, TypeError, ValueError) as error:
         return unavailable(message, f"unexpected answer from Meta: {error}")
     mime_type = message.media_mime_type or content_type
+    previous = message.media_file.name
     name = f"{message.pk}-{uuid.uuid4().hex[:8]}{extension(mime_type, message.media_filename)}"
     message.media_file.save(name, ContentFile(content), save=False)
-    message.media_size = len(content)
-    message.media_mime_type = mime_type
-    message.media_status = Message.MediaStatus.READY
-    message.save(update_fields=["media_file", "media_size", "media_mime_type", "media_status"])
+    # Only if the row still waits for this very file: a contact erased (or a download finished)
+    # while Meta was answering must not get a file back.
+    stored = Message.objects.filter(pk=message.pk, media_status=Message.MediaStatus.PENDING,
+                                    media_id=message.media_id).update(
+        media_file=message.media_file.name, media_size=len(content), media_mime_type=mime_type,
+        media_status=Message.MediaStatus.READY)
+    orphan = previous if stored else message.media_file.name
+    if orphan:
+        message.media_file.storage.delete(orphan)  # never a file on disk that no row points at
     return None
 
 
@@ -88,10 +134,12 @@ def unavailable(message, reason):
 
 
 def retry(message):
-    """An operator asked to try again: Meta keeps a customer's media for 7 days."""
+    """An operator asked to try again a customer's file that could not be downloaded: Meta keeps
+    it for 7 days. False for anything else (a file already here, an outbound message)."""
     from . import tasks
 
-    if not message.media_id or timezone.now() - message.timestamp > timedelta(days=7):
+    if (message.direction != Message.Direction.IN or message.media_status != Message.MediaStatus.FAILED
+            or not message.media_id or timezone.now() - message.timestamp > timedelta(days=7)):
         return False
     Message.objects.filter(pk=message.pk).update(media_status=Message.MediaStatus.PENDING)
     tasks.download_media.enqueue(message.pk)

@@ -70,6 +70,10 @@ class Department(models.Model):
     operators = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="departments", verbose_name=_("operators")
     )
+    restricted = models.BooleanField(
+        _("only its operators see its conversations"), default=False,
+        help_text=_("Other operators neither see nor answer them (administrators see everything)."),
+    )
 
     class Meta:
         ordering = ["position", "name"]
@@ -459,7 +463,8 @@ class WorkerBeat(models.Model):
 
 class RateLimit(models.Model):
     """A rate shared by every process on every machine: the time its next slot is free (GCRA's
-    "theoretical arrival time"), moved forward under a row lock by `ratelimit.book`."""
+    "theoretical arrival time"), moved forward under a row lock by `chatbot.ratelimit`, which
+    stores each key as its SHA-256."""
 
     key = models.CharField(_("key"), max_length=100, unique=True)
     booked_until = models.DateTimeField(_("booked until"), default=timezone.now)
@@ -496,11 +501,24 @@ def hash_token(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class Scope(models.TextChoices):
+    """What an API token may do (design.md, "Send API")."""
+
+    SEND = "send", _("send messages and upload media")
+    READ = "read", _("read messages")
+    EXPORT = "export", _("export contacts (LGPD)")
+    CAMPAIGNS = "campaigns", _("manage campaigns")
+
+
+DEFAULT_SCOPES = [Scope.SEND, Scope.READ]
+
+
 class ApiTokenQuerySet(models.QuerySet):
-    def create_token(self, name):
+    def create_token(self, name, scopes=None):
         """Create a token; returns (ApiToken, plaintext). The plaintext is never stored."""
         plaintext = "hzt_" + secrets.token_urlsafe(32)
-        token = self.create(name=name, prefix=plaintext[:10], token_hash=hash_token(plaintext))
+        scopes = sorted(set(DEFAULT_SCOPES if scopes is None else scopes))
+        token = self.create(name=name, prefix=plaintext[:10], token_hash=hash_token(plaintext), scopes=scopes)
         return token, plaintext
 
     def authenticate(self, plaintext):
@@ -513,6 +531,8 @@ class ApiToken(models.Model):
     name = models.CharField(_("name"), max_length=100)
     prefix = models.CharField(_("prefix"), max_length=16, help_text=_("The first characters, to recognise it."))
     token_hash = models.CharField(_("hash"), max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(_("scopes"), default=list, blank=True,
+                              help_text=_("What the token may do: send, read, export, campaigns."))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
@@ -525,6 +545,9 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
+
+    def allows(self, scope):
+        return scope in self.scopes
 
 
 # --- The bot's configuration, edited in the admin (chatbot/bot.py reads a snapshot of it) -------

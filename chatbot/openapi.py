@@ -39,6 +39,10 @@ RATE_LIMITED = _answer(
 )
 NOT_FOUND = _answer("Not found.", schema=_error("not_found", "No message with this id."))
 
+
+def forbidden(scope):
+    return _answer(f"The token lacks the scope `{scope}`.", schema=_error("forbidden_scope", "This token may not…"))
+
 MESSAGE_TYPES = [
     "text",
     "image",
@@ -60,8 +64,11 @@ SCHEMA = {
         "version": hoztech.__version__,
         "description": (
             "Send WhatsApp messages through the business number and read their status. Create a token "
-            "with `python manage.py whatsapp_chatbot create-api-token NAME`. Message bodies are Cloud API "
-            "message objects, exactly as Meta's /messages takes them."
+            "with `python manage.py whatsapp_chatbot create-api-token NAME [--scope S …]`: scopes `send` "
+            "(send messages, upload media), `read` (read messages), `export` (contact exports), `campaigns`; "
+            "without --scope, `send` and `read`. A call outside the token's scopes is answered 403 "
+            "`forbidden_scope`. Message bodies are Cloud API message objects, exactly as Meta's /messages "
+            "takes them."
         ),
     },
     "servers": [{"url": "/chatbot"}],
@@ -99,6 +106,7 @@ SCHEMA = {
                         "Invalid message (the field is named).", schema=_error("invalid_request", "…", field=True)
                     ),
                     "401": UNAUTHORIZED,
+                    "403": forbidden("send"),
                     "409": _answer(
                         "Idempotency-Key reused with another body.", schema=_error("idempotency_key_reused", "…")
                     ),
@@ -135,6 +143,7 @@ SCHEMA = {
                     "200": _answer("Uploaded.", schema={"type": "object", "properties": {"id": {"type": "string"}}}),
                     "400": _answer("Missing or disallowed file.", schema=_error("invalid_media", "…", field=True)),
                     "401": UNAUTHORIZED,
+                    "403": forbidden("send"),
                     "413": _answer("File too large.", schema=_error("invalid_media", "…", field=True)),
                     "429": RATE_LIMITED,
                 },
@@ -147,6 +156,7 @@ SCHEMA = {
                 "responses": {
                     "200": _answer("The message.", "Message"),
                     "401": UNAUTHORIZED,
+                    "403": forbidden("read"),
                     "404": NOT_FOUND,
                     "429": RATE_LIMITED,
                 },
@@ -159,6 +169,7 @@ SCHEMA = {
                 "responses": {
                     "200": _answer("The contact export.", "ContactExport"),
                     "401": UNAUTHORIZED,
+                    "403": forbidden("export"),
                     "404": NOT_FOUND,
                     "429": RATE_LIMITED,
                 },

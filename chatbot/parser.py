@@ -401,18 +401,34 @@ CHANGES = {
 
 def storable(value):
     """`value` with what no database column can hold replaced by U+FFFD: NUL characters, and
-    halves of UTF-16 surrogate pairs (JSON can escape one alone; UTF-8 cannot encode it)."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            value = value.replace("\x00", "\ufffd")
-        if not value.isascii():
-            value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-        return value
-    if isinstance(value, dict):
-        return {storable(key): storable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [storable(item) for item in value]
-    return value
+    halves of UTF-16 surrogate pairs (JSON can escape one alone; UTF-8 cannot encode it).
+
+    A loop, not recursion: a body nests as deep as its sender likes."""
+    if not isinstance(value, dict | list):
+        return _storable_text(value) if isinstance(value, str) else value
+    top = {} if isinstance(value, dict) else []
+    stack = [(value, top)]
+    while stack:
+        source, target = stack.pop()
+        for key, item in source.items() if isinstance(source, dict) else enumerate(source):
+            if isinstance(item, dict | list):
+                copied = {} if isinstance(item, dict) else []
+                stack.append((item, copied))
+            else:
+                copied = _storable_text(item) if isinstance(item, str) else item
+            if isinstance(target, dict):
+                target[_storable_text(key)] = copied
+            else:
+                target.append(copied)
+    return top
+
+
+def _storable_text(text):
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii():
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
 
 
 def parse(body):

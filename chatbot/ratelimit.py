@@ -4,8 +4,12 @@ key, moved under a row lock), never in one process's memory.
 The algorithm is GCRA (the "generic cell rate algorithm"): a rate of one event per `interval`
 is a single timestamp, the time the booked events run until. An event is allowed while that time
 is at most `burst - 1` intervals ahead of now, which allows short bursts and holds the average.
+
+Keys are stored as their SHA-256 (`stored_key`): callers build them from usernames, addresses and
+ids of any length, and no outside string should reach the table as it is.
 """
 
+import hashlib
 from datetime import timedelta
 
 from django.db import connection, transaction
@@ -23,7 +27,13 @@ def gcra(booked_until, now, interval, burst=1):
     return True, start + timedelta(seconds=interval), 0.0
 
 
+def stored_key(key):
+    """The row's key for rate `key`: 64 hex characters, whatever the key's length or alphabet."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _locked(key):
+    key = stored_key(key)
     try:
         return RateLimit.objects.select_for_update().get(key=key)
     except RateLimit.DoesNotExist:
@@ -41,6 +51,14 @@ def allow(key, *, interval, burst=1):
     return wait
 
 
+@transaction.atomic
+def refund(key, *, interval):
+    """Give back one event of rate `key` taken by `allow` (it turned out not to count)."""
+    row = _locked(key)
+    row.booked_until = max(row.booked_until - timedelta(seconds=interval), timezone.now())
+    row.save(update_fields=["booked_until"])
+
+
 def reserve(key, count, *, interval):
     """Book `count` events `interval` seconds apart; returns when the first may start (the i-th
     starts `i * interval` later). Every caller, in any process, gets slots of its own."""
@@ -53,7 +71,7 @@ def reserve(key, count, *, interval):
             cursor.execute(
                 f"UPDATE {table} SET booked_until = GREATEST(booked_until, %s) + %s "  # noqa: S608
                 "WHERE key = %s RETURNING booked_until",
-                [now, span, key],
+                [now, span, stored_key(key)],
             )
             row = cursor.fetchone()
         if row:

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from . import health
 from .models import WINDOW, DailyStats, Message, Session, Template
+from .permissions import visible
 
 # The overview's charts: 14 days of messages, 30 days of billable ones (today's counted live).
 CHART_DAYS = 14
@@ -29,15 +30,15 @@ def start_of_day(now):
 # --- Overview --------------------------------------------------------------------------------
 
 
-def overview(now=None):
+def overview(user, now=None):
     now = now or timezone.now()
     today_start = start_of_day(now)
     today = today_counts(today_start)
     past = history(today_start, now)
     by_status = dict(Session.objects.exclude(status=Session.Status.CLOSED)
                      .values_list("status").annotate(n=Count("id")))
-    waiting = list(Session.objects.filter(status=Session.Status.WAITING).select_related("contact", "department")
-                   .order_by("waiting_since")[:5])
+    waiting = list(visible(Session.objects.filter(status=Session.Status.WAITING), user)
+                   .select_related("contact", "department").order_by("waiting_since")[:5])
     return {
         "messages_in": today["total"]["in"],
         "messages_out": today["total"]["out"],
@@ -124,11 +125,15 @@ def chart_days(today_start, past, today_total):
 
 
 def bars(points):
-    """Chart points with each bar's height as a percentage of the tallest."""
+    """Chart points with each bar's height as a percentage of the tallest (and its top, `_y`, in
+    the chart's 0-100 coordinates, y pointing down)."""
     top = max([max(c["in"], c["out"]) for _, c in points] + [1])
-    return {"top": top, "points": [
-        {"label": label, "in": c["in"], "out": c["out"], "in_pct": 100 * c["in"] / top,
-         "out_pct": 100 * c["out"] / top} for label, c in points]}
+    chart = []
+    for label, c in points:
+        heights = {"in_pct": 100 * c["in"] / top, "out_pct": 100 * c["out"] / top}
+        chart.append({"label": label, "in": c["in"], "out": c["out"], **heights,
+                      "in_y": 100 - heights["in_pct"], "out_y": 100 - heights["out_pct"]})
+    return {"top": top, "points": chart}
 
 
 def pricing(past, today):
@@ -156,7 +161,7 @@ class ListFilters:
 def conversations(filters, user, now=None):
     """The sessions for the list, newest activity first, each with its last message's text."""
     now = now or timezone.now()
-    sessions = Session.objects.select_related("contact", "department", "assigned_to")
+    sessions = visible(Session.objects.select_related("contact", "department", "assigned_to"), user)
     if filters.status in Session.Status.values:
         sessions = sessions.filter(status=filters.status)
     elif filters.status != "all":

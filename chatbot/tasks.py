@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_tasks import task
 
 from . import conversation, graph, inbound, media
-from .models import Message
+from .models import Message, PendingStatus
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +28,17 @@ def handle_inbound_message(message_id):
 
 
 @task()
-def apply_pending_statuses(wamid, attempt=0):
+def apply_pending_statuses(pending_status, attempt=0):
+    """`pending_status`: a PendingStatus id (a wamid in tasks queued by earlier versions). Done
+    once its row is gone: applied with its message, erased, or purged."""
+    if isinstance(pending_status, str):
+        wamid = pending_status
+    else:
+        wamid = PendingStatus.objects.filter(pk=pending_status).values_list("wamid", flat=True).first()
+        if wamid is None:
+            return
     if inbound.apply_pending_statuses(wamid) == 0 and attempt + 1 < len(PENDING_STATUS_DELAYS):
-        schedule_pending_statuses(wamid, attempt + 1)
+        schedule_pending_statuses(pending_status, attempt + 1)
 
 
 CONVERSATION_SAFETY_DELAY = timedelta(seconds=10)
@@ -40,9 +48,9 @@ def schedule_conversation(message_id):
     handle_inbound_message.using(run_after=timezone.now() + CONVERSATION_SAFETY_DELAY).enqueue(message_id)
 
 
-def schedule_pending_statuses(wamid, attempt=0):
+def schedule_pending_statuses(pending_status, attempt=0):
     run_after = timezone.now() + timedelta(seconds=PENDING_STATUS_DELAYS[attempt])
-    apply_pending_statuses.using(run_after=run_after).enqueue(wamid, attempt)
+    apply_pending_statuses.using(run_after=run_after).enqueue(pending_status, attempt)
 
 
 @task()

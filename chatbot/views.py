@@ -2,6 +2,8 @@ import logging
 import time
 from functools import wraps
 
+from csp.constants import NONE
+from csp.decorators import csp
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
@@ -14,13 +16,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from . import api, inbound, media, openapi, parser, webhook
 from . import health as health_checks
-from .dashboard import operator_required
-from .models import Message
+from .models import Message, Scope
+from .permissions import operator_required, visible
 
 logger = logging.getLogger("chatbot.webhook")
-
-# Shown in the browser; anything else (documents, unknown types) is downloaded, never rendered.
-INLINE_TYPES = ("image/jpeg", "image/png", "image/webp", "audio/", "video/mp4")
 
 
 @csrf_exempt
@@ -83,28 +82,33 @@ def health(request):
 # --- Integrators' API (design.md, "Send API", "Read API") ---
 
 
-def api_view(view):
-    """Bearer-token auth and per-token rate limit; an `api.ApiError` becomes its JSON answer."""
+def api_view(scope):
+    """Bearer-token auth, per-token rate limit and the token's `scope` (403 without it); an
+    `api.ApiError` becomes its JSON answer."""
 
-    @csrf_exempt
-    @never_cache
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            token = api.authenticate(request.headers.get("Authorization"), request.META.get("REMOTE_ADDR", ""))
-            status, body = view(request, token, *args, **kwargs)
-        except api.ApiError as error:
-            response = JsonResponse(error.body(), status=error.status, json_dumps_params={"ensure_ascii": False})
-            for name, value in error.headers.items():
-                response[name] = value
-            return response
-        return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    def decorator(view):
+        @csrf_exempt
+        @never_cache
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            try:
+                token = api.authenticate(request.headers.get("Authorization"), request.META.get("REMOTE_ADDR", ""))
+                api.require_scope(token, scope)
+                status, body = view(request, token, *args, **kwargs)
+            except api.ApiError as error:
+                response = JsonResponse(error.body(), status=error.status, json_dumps_params={"ensure_ascii": False})
+                for name, value in error.headers.items():
+                    response[name] = value
+                return response
+            return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
 
-    return wrapper
+        return wrapper
+
+    return decorator
 
 
 @require_http_methods(["POST"])
-@api_view
+@api_view(Scope.SEND)
 def send_message(request, token):
     try:
         body = request.body
@@ -114,19 +118,19 @@ def send_message(request, token):
 
 
 @require_GET
-@api_view
+@api_view(Scope.READ)
 def message_detail(request, token, message_id):
     return 200, api.get_message(message_id)
 
 
 @require_GET
-@api_view
+@api_view(Scope.EXPORT)
 def contact_detail(request, token, wa_id):
     return 200, api.get_contact(wa_id)
 
 
 @require_http_methods(["POST"])
-@api_view
+@api_view(Scope.SEND)
 def upload_media(request, token):
     try:
         uploaded = request.FILES.get("file")
@@ -140,12 +144,20 @@ def upload_media(request, token):
 
 @require_GET
 @operator_required
+@csp({"default-src": [NONE], "sandbox": [True]})
 def media_file(request, message_id):
-    """A stored media file, for logged-in operators only (customers' files are personal data)."""
-    message = get_object_or_404(Message, pk=message_id, media_status=Message.MediaStatus.READY)
-    response = FileResponse(message.media_file.open("rb"), content_type=message.media_mime_type or None,
-                            as_attachment=not message.media_mime_type.startswith(INLINE_TYPES),
-                            filename=message.media_filename or message.media_file.name.rsplit("/", 1)[-1])
+    """A stored media file, for logged-in operators only (customers' files are personal data).
+
+    The customer chose its bytes, its name and its declared type: only an allow-listed type is
+    shown inline, under our own Content-Type string; everything else downloads as octet-stream.
+    The sandbox policy keeps even a file a browser renders from running script in our origin."""
+    message = get_object_or_404(visible(Message.objects.all(), request.user, "session__"), pk=message_id,
+                                media_status=Message.MediaStatus.READY)
+    content_type, inline = media.served_type(message.media_mime_type)
+    filename = media.download_name(message.media_filename or message.media_file.name.rsplit("/", 1)[-1],
+                                   f"arquivo-{message.pk}")
+    response = FileResponse(message.media_file.open("rb"), content_type=content_type, as_attachment=not inline,
+                            filename=filename)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -3,7 +3,7 @@
 from django import template
 from django.utils.translation import gettext as _
 
-from chatbot import outbound, selectors
+from chatbot import media, outbound, selectors
 
 register = template.Library()
 
@@ -36,15 +36,9 @@ def get_item(mapping, key):
 
 @register.filter
 def media_kind(message):
-    """How the thread shows a message's file: image, audio, video or a download."""
-    mime = message.media_mime_type or ""
-    if message.type == "sticker" or mime in ("image/jpeg", "image/png", "image/webp"):
-        return "image"
-    if mime.startswith("audio/"):
-        return "audio"
-    if mime == "video/mp4":
-        return "video"
-    return "file"
+    """How the thread shows a message's file: image, audio, video (as the file view serves it
+    inline) or a download."""
+    return media.inline_kind(message.media_mime_type) or "file"
 
 
 @register.filter

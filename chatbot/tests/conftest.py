@@ -110,32 +110,72 @@ def browser():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture
-def page(browser, request):
-    """A fresh context and page (5 s default timeout). `page.dialogs` collects every JS dialog as
-    (type, message), dismissed, so a test can assert none fired; `page.errors` collects uncaught
-    JS errors. A screenshot goes to artifacts/screenshots/<test name>.png, pass or fail."""
-    context = browser.new_context(locale="pt-BR", viewport={"width": 1280, "height": 800})
+# Every page of a browser test reports the Content-Security-Policy violations it meets; an init
+# script is not subject to the page's policy, and the binding outlives navigations.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolation(`${event.effectiveDirective} blocked ${event.blockedURI || "inline"} `
+                        + `in ${event.sourceFile || document.URL}:${event.lineNumber}`);
+});
+"""
+
+
+def watch(context):
+    """Collect, for every page of `context`, CSP violations and console errors (a refused resource,
+    an exception logged): {"violations": [...], "console": [...]}."""
+    found = {"violations": [], "console": []}
+    context.expose_binding("__cspViolation", lambda source, text: found["violations"].append(text))
+    context.add_init_script(REPORT_VIOLATIONS)
+    context.on("console", lambda message: message.type == "error" and found["console"].append(
+        f"{message.text} ({message.location.get('url', '')})"))
+    return found
+
+
+def assert_clean(found, allowed=()):
+    """No CSP violation, and no console error but those matching a pattern of `allowed`."""
+    assert found["violations"] == [], f"Content-Security-Policy violations: {found['violations']}"
+    unexpected = [text for text in found["console"] if not any(re.search(pattern, text) for pattern in allowed)]
+    assert unexpected == [], f"console errors: {unexpected}"
+
+
+def new_page(browser, **options):
+    """A fresh context and page (5 s default timeout), watched (`page.found`). `page.dialogs` collects
+    every JS dialog as (type, message), dismissed; `page.errors` collects uncaught JS errors;
+    `page.allowed_console` lists patterns of console errors a test expects (a page answering 403)."""
+    context = browser.new_context(locale="pt-BR", viewport={"width": 1280, "height": 800}, **options)
     context.set_default_timeout(5000)
-    new_page = context.new_page()
-    new_page.dialogs = []
-    new_page.errors = []
+    found = watch(context)
+    page = context.new_page()
+    page.found, page.dialogs, page.errors, page.allowed_console = found, [], [], []
 
     def on_dialog(dialog):
-        new_page.dialogs.append((dialog.type, dialog.message))
+        page.dialogs.append((dialog.type, dialog.message))
         dialog.dismiss()
 
-    new_page.on("dialog", on_dialog)
-    new_page.on("pageerror", lambda error: new_page.errors.append(str(error)))
+    page.on("dialog", on_dialog)
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    return page
+
+
+def screenshot(page, name):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    file_name = re.sub(r"[^\w.-]+", "_", name) + ".png"
+    page.screenshot(path=str(SCREENSHOTS / file_name), full_page=True, timeout=5000)
+
+
+@pytest.fixture
+def page(browser, request):
+    """A watched page (`new_page`). A screenshot goes to artifacts/screenshots/<test name>.png, pass
+    or fail; at the end, the test fails on any CSP violation or unexpected console error."""
+    new = new_page(browser)
     try:
-        yield new_page
+        yield new
+        assert_clean(new.found, new.allowed_console)
     finally:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^\w.-]+", "_", request.node.name)
         try:
-            new_page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, timeout=5000)
+            screenshot(new, request.node.name)
         finally:
-            context.close()
+            new.context.close()
 
 
 OPERATOR_PASSWORD = "operador-senha-123"

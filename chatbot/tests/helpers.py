@@ -53,3 +53,19 @@ def concurrently(function, arguments):
     for thread in threads:
         thread.join(timeout=30)
     return results
+
+
+def stored_files(folder="media"):
+    """Every file under `folder` of the media storage (MEDIA_ROOT)."""
+    from django.core.files.storage import default_storage
+
+    found, folders = [], [folder]
+    while folders:
+        folder = folders.pop()
+        try:
+            subfolders, names = default_storage.listdir(folder)
+        except FileNotFoundError:
+            continue
+        folders += [f"{folder}/{name}" for name in subfolders]
+        found += [f"{folder}/{name}" for name in names]
+    return found

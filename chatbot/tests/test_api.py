@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from chatbot.models import ApiToken, Contact, Message, Template
@@ -178,6 +179,64 @@ def test_a_key_expires_after_24_hours(client, token, customer):
     assert Message.objects.count() == 2
 
 
+@pytest.mark.parametrize("key", ["k" * 256, "k" * 300, "pedido\u00e9", "pedido\x01"],
+                         ids=["256-chars", "300-chars", "non-ascii", "control"])
+def test_an_idempotency_key_out_of_bounds_is_400_every_time(client, token, customer, key):
+    for _ in range(2):  # the repeat once answered 500: stored cut, looked up whole
+        response = send(client, token, TEXT, HTTP_IDEMPOTENCY_KEY=key)
+        assert response.status_code == 400
+        assert response.json()["error"]["field"] == "Idempotency-Key"
+    assert not Message.objects.exists()
+
+
+def test_a_key_of_255_characters_works(client, token, customer):
+    first = send(client, token, TEXT, HTTP_IDEMPOTENCY_KEY="k" * 255)
+    assert send(client, token, TEXT, HTTP_IDEMPOTENCY_KEY="k" * 255).json() == first.json()
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.parametrize("levels", [21, 900, 5000])
+def test_a_deeply_nested_body_is_400_not_500(token, customer, levels):
+    body = '{"to": "5511987654321", "type": "text", "text": {"body": "oi"}, "x": ' + "[" * levels + "]" * levels + "}"
+    response = Client(raise_request_exception=False).post(
+        "/chatbot/send/", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 400
+    assert "20" in response.json()["error"]["message"]  # the limit, named
+    assert not Message.objects.exists()
+
+
+# --- Scopes ---
+
+
+@pytest.mark.parametrize(("scopes", "allowed"), [
+    (None, {"send", "read", "upload"}),
+    (["send"], {"send", "upload"}),
+    (["read"], {"read"}),
+    (["export"], {"export"}),
+    (["campaigns"], set()),
+    (["send", "read", "export", "campaigns"], {"send", "read", "upload", "export"}),
+])
+def test_a_token_does_only_what_its_scopes_allow(client, customer, scopes, allowed):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    token = ApiToken.objects.create_token("erp", scopes=scopes)[1]
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    calls = {
+        "send": lambda: send(client, token, TEXT),
+        "read": lambda: client.get("/chatbot/api/messages/999/", **auth),
+        "export": lambda: client.get("/chatbot/api/contacts/5511987654321/", **auth),
+        "upload": lambda: client.post("/chatbot/media/", {"file": SimpleUploadedFile("a.pdf", b"%PDF")}, **auth),
+    }
+    for name, call in calls.items():
+        response = call()
+        if name in allowed:
+            assert response.status_code != 403, name
+        else:
+            assert response.status_code == 403, name
+            assert response.json()["error"]["code"] == "forbidden_scope"
+    assert Message.objects.count() == (1 if "send" in allowed else 0)
+
+
 # --- Read ---
 
 
@@ -204,16 +263,22 @@ def test_an_inbound_message_object(client, token, run_tasks):
     assert body["text"] == message.text != ""
 
 
-def test_read_api_needs_a_token_and_answers_404_for_unknown(client, token):
+@pytest.fixture
+def exporter():
+    return ApiToken.objects.create_token("crm", scopes=["export"])[1]
+
+
+def test_read_api_needs_a_token_and_answers_404_for_unknown(client, token, exporter):
     assert client.get("/chatbot/api/messages/1/").status_code == 401
     response = client.get("/chatbot/api/messages/999/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 404
-    assert client.get("/chatbot/api/contacts/5511000000000/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 404
+    assert client.get("/chatbot/api/contacts/5511000000000/", HTTP_AUTHORIZATION=f"Bearer {exporter}").status_code \
+        == 404
 
 
-def test_contact_export(client, token, customer):
+def test_contact_export(client, token, exporter, customer):
     send(client, token, TEXT)
-    body = client.get("/chatbot/api/contacts/5511987654321/", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    body = client.get("/chatbot/api/contacts/5511987654321/", HTTP_AUTHORIZATION=f"Bearer {exporter}").json()
     assert body["contact"] == {
         "wa_id": "5511987654321", "user_id": "", "name": "Maria", "first_seen": body["contact"]["first_seen"],
         "last_seen": body["contact"]["last_seen"], "opted_out": False,

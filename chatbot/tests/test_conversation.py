@@ -186,3 +186,29 @@ def test_a_first_turn_costs_a_bounded_number_of_queries(client, says, fake_graph
         "Olá, Ana! 👋 Bem-vindo(a) ao nosso atendimento.", "Como podemos ajudar? Escolha uma opção:"]
     assert len(applying) <= APPLY_QUERIES, [query["sql"][:80] for query in applying]
     assert len(sending) <= SEND_QUERIES[connection.vendor], [query["sql"][:80] for query in sending]
+
+
+@pytest.mark.parametrize("message", [
+    pytest.param({"type": "interactive", "interactive": [{"button_reply": {"id": "d1"}}]}, id="interactive-list"),
+    pytest.param({"type": "interactive", "interactive": {"type": "button_reply", "button_reply": "d1"}},
+                 id="reply-as-string"),
+    pytest.param({"type": "interactive", "interactive": {"button_reply": {"id": ["d1"]}}}, id="id-as-list"),
+    pytest.param({"type": "button", "button": ["payload"]}, id="button-list"),
+    pytest.param({"type": "button", "button": {"payload": {"id": 1}, "text": "Vendas"}}, id="payload-object"),
+    pytest.param({"type": "text", "text": ["oi"]}, id="text-list"),
+])
+def test_the_bot_answers_whatever_shape_a_message_comes_in(client, run_tasks, message):
+    import json
+    import time
+
+    from django_tasks_db.models import DBTaskResult
+
+    body = json.loads(customer_message(phone_number_id=PNID, wa_id=WA_ID, name="Ana", wamid="wamid.F1", text="x"))
+    body["entry"][0]["changes"][0]["value"]["messages"][0] = {
+        "from": WA_ID, "id": "wamid.F1", "timestamp": str(int(time.time())), **message}
+    assert post_signed(client, json.dumps(body).encode()).status_code == 200
+    run_tasks()
+    # The turn ran where the message was applied: no safety-net task was left for a failed one.
+    assert not DBTaskResult.objects.filter(task_path="chatbot.tasks.handle_inbound_message").exists()
+    stored = Message.objects.get(wamid="wamid.F1")
+    assert Message.objects.filter(session=stored.session, direction="out", source="bot").exists()

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from chatbot import inbound
-from chatbot.models import AccountEvent, Contact, Message, PendingStatus, PhoneNumber, Session, Template
+from chatbot.models import AccountEvent, Contact, Message, PendingStatus, PhoneNumber, Session, Template, WebhookEvent
 from chatbot.tests.helpers import load_payload, payload_bytes, post_signed
 from chatbot.webhook import customer_message
 
@@ -469,3 +469,58 @@ def test_value_errors_are_recorded(deliver):
     event = AccountEvent.objects.get()
     assert event.field == "errors"
     assert event.event == str(changes("value_errors")[0]["value"]["errors"][0]["code"])
+
+
+# --- One event never holds up the others ---
+
+
+def deep_body(levels=700):
+    """A signed-shape body with a NUL and a message whose referral nests `levels` deep."""
+    deep = {}
+    for _ in range(levels):
+        deep = {"v": deep}
+    body = json.loads(customer_message(phone_number_id="106540352242922", wa_id="5511987654321", name="Ana",
+                                       wamid="wamid.DEEP", text="a\u0000b"))
+    body["entry"][0]["changes"][0]["value"]["messages"][0]["referral"] = deep
+    return json.dumps(body).encode()
+
+
+def test_a_deeply_nested_body_with_a_nul_is_applied_and_the_queue_moves_on(client):
+    assert post_signed(client, deep_body()).status_code == 200
+    assert post_signed(client, payload_bytes("text")).status_code == 200
+    assert inbound.drain() == 2
+    assert set(WebhookEvent.objects.values_list("result", flat=True)) == {"processed"}
+    assert Message.objects.get(wamid="wamid.DEEP").text == "a\ufffdb"
+    assert Message.objects.filter(wamid=first_message("text")["id"]).exists()
+
+
+def test_an_event_that_cannot_be_applied_fails_after_a_few_tries_and_the_next_is_applied(client):
+    assert post_signed(client, payload_bytes("image")).status_code == 200
+    assert post_signed(client, payload_bytes("text")).status_code == 200
+    bad = WebhookEvent.objects.order_by("pk").first()
+    real_parse = inbound.parser.parse
+
+    def parse(document):
+        if "image" in json.dumps(document):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_parse(document)
+
+    with mock.patch.object(inbound.parser, "parse", side_effect=parse):
+        inbound.drain()
+    bad.refresh_from_db()
+    assert (bad.result, bad.attempts) == ("failed", inbound.MAX_ATTEMPTS)
+    assert bad.error.startswith("RecursionError")
+    assert WebhookEvent.objects.exclude(pk=bad.pk).get().result == "processed"
+    assert Message.objects.filter(wamid=first_message("text")["id"]).exists()
+    # Once fixed, reprocessing applies it.
+    assert inbound.reprocess(bad).result == "processed"
+    assert Message.objects.filter(type="image").exists()
+
+
+def test_reprocessing_an_event_that_still_fails_records_it_instead_of_raising(client):
+    assert post_signed(client, payload_bytes("text")).status_code == 200
+    event = WebhookEvent.objects.get()
+    with mock.patch.object(inbound.parser, "parse", side_effect=RecursionError("deep")):
+        assert inbound.reprocess(event).result == "failed"
+    event.refresh_from_db()
+    assert event.result == "failed" and "RecursionError" in event.error

@@ -25,7 +25,7 @@ from chatbot.models import (
     Session,
     WebhookEvent,
 )
-from chatbot.tests.helpers import payload_bytes, post_signed
+from chatbot.tests.helpers import payload_bytes, post_signed, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,9 @@ def maria(client, run_tasks):
 
 
 PERSONAL = ["5511987654321", "551187654321", "Maria", "Concei", "pre\\u00e7o", "preço", "Acácias",
-            "Ac\\u00e1cias", "123.456.789-00", "foto-maria"]
+            "Ac\\u00e1cias", "123.456.789-00", "foto-maria",
+            # A real wamid is base64 around the customer's number: this is "5511987654321" in it.
+            "NTUxMTk4NzY1NDMyM"]
 
 
 def traces(needles):
@@ -85,7 +87,7 @@ def test_export_is_the_contract_plus_the_media_list(maria, client):
     assert set(document) == {"contact", "sessions", "messages", "media"}
     assert document["contact"]["wa_id"] == NUMBER
     assert document["contact"]["name"] == "Maria Conceição"
-    token = ApiToken.objects.create_token("ERP")[1]
+    token = ApiToken.objects.create_token("ERP", scopes=["export"])[1]
     answer = client.get(f"/chatbot/api/contacts/{NUMBER}/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert answer.json() == json.loads(json.dumps(document))  # the API gives the same document
     assert [m["direction"] for m in document["messages"]].count("in") == 2
@@ -114,6 +116,78 @@ def test_anonymize_leaves_no_trace_of_the_contact(maria, django_capture_on_commi
     assert (maria.wa_id, maria.user_id, maria.name, maria.username) == ("", "", "", "")
     assert not maria.messages.exclude(text="").exists()
     assert not Session.objects.filter(contact=maria).exclude(status="closed").exists()
+
+
+def spread_everywhere(maria, client, admin_client, fake_graph, run_tasks):
+    """What an outside review found surviving an erasure: an admin's note and edit (in the admin's
+    history), statuses that came early (task rows carrying the wamid), a failed task's traceback,
+    an error and an account event quoting the contact, a re-downloaded file."""
+    from chatbot import media, tasks
+    from chatbot.models import AccountEvent, Note
+
+    session = maria.sessions.get()
+    change = admin_client.get(f"/admin/chatbot/session/{session.pk}/change/")
+    form = {key: value for key, value in change.context["adminform"].form.initial.items() if value is not None}
+    form.update({"contact": maria.pk, "phone_number": session.phone_number_id, "status": session.status,
+                 "started_at_0": "01/01/2026", "started_at_1": "10:00", "last_message_at_0": "01/01/2026",
+                 "last_message_at_1": "10:00", "unread": 0, "bot_state": "{}", "data": "{}",
+                 "notes-TOTAL_FORMS": 1, "notes-INITIAL_FORMS": 0, "notes-0-text": "Maria pediu o boleto da Rua das "
+                 "Acácias", "notes-0-session": session.pk})
+    assert admin_client.post(f"/admin/chatbot/session/{session.pk}/change/", form).status_code == 302
+    assert Note.objects.filter(session=session).exists()
+    wamid = maria.messages.filter(direction="in").exclude(wamid=None).first().wamid
+    # Early statuses: one task queued by this version (the row's id), one by an earlier one (the wamid).
+    from chatbot import inbound, parser
+    status = parser.StatusUpdate(phone_number_id=PNID, wamid="wamid.HBgNNTUxMTk4NzY1NDMyMRUCABEYEkZPUk1FUg==",
+                                 status="read", timestamp=timezone.now(), recipient_id=NUMBER, recipient_user_id="",
+                                 errors=[], pricing={}, conversation={}, biz_opaque_callback_data="",
+                                 raw={"recipient_id": NUMBER})
+    inbound.keep_pending_status(status, timezone.now())
+    tasks.apply_pending_statuses.enqueue(wamid, 0)
+    DBTaskResult.objects.create(args_kwargs={"args": [1], "kwargs": {}}, task_path="chatbot.tasks.mark_read",
+                                backend_name="default", run_after=timezone.now(), status="FAILED",
+                                exception_class_path="builtins.ValueError",
+                                traceback=f"ValueError: no message for {NUMBER} ({wamid})")
+    WebhookEvent.objects.filter(body__contains=NUMBER).update(
+        result="failed", error=f"IntegrityError: Key (wa_id)=({NUMBER}) already exists.")
+    AccountEvent.objects.create(field="errors", payload={"message_id": wamid, "title": "Maria Conceição"})
+    # A file downloaded again: the earlier code left the first copy on disk, pointed at by nothing.
+    image = maria.messages.exclude(media_file="").get()
+    default_storage.save(f"media/2026/01/{image.pk}-0ld0c0py.jpg", ContentFile(b"\xff\xd8 jpeg of Maria"))
+    Message.objects.filter(pk=image.pk).update(media_status="failed", timestamp=timezone.now())
+    image.refresh_from_db()
+    fake_graph.add_media("1234567890", b"\xff\xd8 jpeg of Maria, again", "image/jpeg")
+    assert media.retry(image)
+    run_tasks()
+    image.refresh_from_db()
+    assert image.media_status == "ready"
+    # The API read by an integrator, logged by Django's request logger (404 after the erasure).
+    exporter = ApiToken.objects.create_token("crm", scopes=["export"])[1]
+    assert client.get(f"/chatbot/api/contacts/{NUMBER}/", HTTP_AUTHORIZATION=f"Bearer {exporter}").status_code == 200
+
+
+def test_nothing_of_the_contact_survives_anywhere(maria, client, admin_client, fake_graph, run_tasks, caplog,
+                                                 django_capture_on_commit_callbacks):
+    from chatbot import logs
+
+    caplog.set_level(logging.INFO)
+    spread_everywhere(maria, client, admin_client, fake_graph, run_tasks)
+    assert {model for model, _pk, _needle in traces(PERSONAL)} >= {"LogEntry", "DBTaskResult", "AccountEvent"}
+    files_before = stored_files()
+    assert len([name for name in files_before if "jpeg" in name or name.endswith(".jpg")]) >= 2
+
+    with django_capture_on_commit_callbacks(execute=True):
+        lgpd.anonymize(maria)
+    client.get(f"/chatbot/api/contacts/{NUMBER}/")  # asked again, after: logged as a 401/404
+
+    assert traces(PERSONAL) == []
+    assert stored_files() == [], "files of the contact are left under MEDIA_ROOT"
+    # Every line we wrote, as our handlers write it (secrets and URLs redacted).
+    lines = []
+    for record in caplog.records:
+        logs.RedactFilter().filter(record)
+        lines.append(record.getMessage() + (record.exc_text or ""))
+    assert [(needle, line) for line in lines for needle in PERSONAL if needle in line] == []
 
 
 def test_other_customers_in_the_same_webhook_are_kept(maria):

@@ -170,3 +170,52 @@ def test_log_format_json_switches_every_handler():
     assert run_settings(code).stdout.strip() == "Formatter"
     result = run_settings("import django; django.setup()", LOG_FORMAT="xml")
     assert "Environment variable LOG_FORMAT is malformed" in result.stderr
+
+
+def test_personal_data_in_urls_and_database_errors_is_redacted():
+    lines = {
+        "Not Found: /chatbot/api/contacts/5511987654321/": "5511987654321",
+        '"GET /chatbot/dashboard/contacts/?q=5511987654321 HTTP/1.1" 200 1234': "5511987654321",
+        'duplicate key value violates unique constraint "contact_unique_wa_id"\n'
+        "DETAIL:  Key (wa_id)=(5511987654321) already exists.": "5511987654321",
+        'DETAIL:  Key (user_id)=(BR.ab12) already exists.': "BR.ab12",
+    }
+    for line, personal in lines.items():
+        assert personal not in logs.redact(line), line
+
+
+def test_gunicorns_access_log_keeps_no_customer_number(tmp_path):
+    """gunicorn as deployed (gunicorn.conf.py read from the working directory), asked for a contact."""
+    import socket
+    import time
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    access_log = tmp_path / "access.log"
+    env = {**os.environ, "ENV_FILE": "", "DEBUG": "true", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+           "LOG_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=env, check=True,
+                   capture_output=True)
+    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "hoztech.wsgi", "--bind",
+                               f"127.0.0.1:{port}", "--access-logfile", str(access_log), "--workers", "1"],
+                              cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/chatbot/api/contacts/5511987654321/?x=5511987654321",
+                                      timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        assert answer.status_code == 401
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    line = access_log.read_text()
+    assert "/chatbot/api/contacts/[REDACTED]/" in line
+    assert "5511987654321" not in line

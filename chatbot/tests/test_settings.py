@@ -148,6 +148,17 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path):
     assert values["STORE_MESSAGE_UP_TO"] == 45
 
 
+def test_check_deploy_warns_of_the_public_verify_token_in_live_mode():
+    code = "from django.core.management import execute_from_command_line; " \
+           "execute_from_command_line(['manage.py', 'check', '--deploy', '--fail-level', 'WARNING'])"
+    secret = "q" * 20 + "Zk8$Lm3@pWx!9vRt#2yNb&6hJ^cF0sDgA"
+    live = {"SECRET_KEY": secret, "ALLOWED_HOSTS": "bot.example.com", "WHATSAPP_ACCESS_TOKEN": "EAAG" + "x" * 30}
+    result = run_python(code, **live)
+    assert result.returncode != 0
+    assert "chatbot.W001" in result.stderr and "WEBHOOK_VERIFY_TOKEN" in result.stderr
+    assert run_python(code, **live, WEBHOOK_VERIFY_TOKEN="a-long-random-value-only-we-know").returncode == 0
+
+
 def test_check_deploy_is_clean_with_production_settings():
     code = (
         "import sys; from django.core.management import execute_from_command_line; "

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 def test_handshake_echoes_the_challenge(client):
     response = client.get(
-        URL, {"hub.mode": "subscribe", "hub.verify_token": "hoz_tech_secure_token_2024", "hub.challenge": "1158201444"}
+        URL, {"hub.mode": "subscribe", "hub.verify_token": "test-verify-token", "hub.challenge": "1158201444"}
     )
     assert response.status_code == 200
     assert response.content == b"1158201444"
@@ -33,7 +33,7 @@ def test_handshake_echoes_the_challenge(client):
     "params",
     [
         {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
-        {"hub.mode": "unsubscribe", "hub.verify_token": "hoz_tech_secure_token_2024", "hub.challenge": "1"},
+        {"hub.mode": "unsubscribe", "hub.verify_token": "test-verify-token", "hub.challenge": "1"},
         {"hub.challenge": "1"},
         {},
     ],

@@ -64,6 +64,15 @@ def test_create_api_token_prints_the_token_alone_on_the_last_line():
     assert not ApiToken.objects.filter(token_hash=plaintext).exists()
 
 
+def test_create_api_token_takes_its_scopes():
+    assert ApiToken.objects.authenticate(run("create-api-token", "ERP").splitlines()[-1]).scopes == ["read", "send"]
+    output = run("create-api-token", "CRM", "--scope", "export", "--scope", "read")
+    assert ApiToken.objects.authenticate(output.splitlines()[-1]).scopes == ["export", "read"]
+    assert "export, read" in output
+    with pytest.raises(CommandError, match="delete"):
+        run("create-api-token", "X", "--scope", "delete")
+
+
 def test_unknown_subcommand_is_refused():
     with pytest.raises(CommandError):
         run("fly-to-the-moon")
@@ -248,6 +257,17 @@ def test_check_when_meta_cannot_be_reached(settings):
     settings.WHATSAPP_ACCESS_TOKEN = "EAAGsecretTOKEN123"  # and WHATSAPP_GRAPH_URL is port 9: nothing listens
     output, _error = failing("check")
     assert output.startswith("✗ Meta could not be reached")
+
+
+def test_check_in_live_mode_refuses_the_public_verify_token(fake_graph, settings):
+    fake_graph.templates = meta_templates(1)
+    run("sync-templates")
+    settings.WEBHOOK_VERIFY_TOKEN = "hoz_tech_secure_token_2024"
+    output, error = failing("check")
+    assert [line for line in output.splitlines() if line.startswith("✗")] == [
+        "✗ Verify token: WEBHOOK_VERIFY_TOKEN is the public default. Set a long random value in .env and the same "
+        "in Meta's App Dashboard > WhatsApp > Configuration."]
+    assert error.returncode == 1
 
 
 def test_check_in_sandbox_mode_says_so():

@@ -85,6 +85,10 @@ document.addEventListener("DOMContentLoaded", () => {
   const list = document.querySelector("table[data-live]");
   if (list) liveList(list);
 
+  // Selects that apply at once (language, filters): the page's CSP allows no inline handlers.
+  for (const select of document.querySelectorAll("select[data-autosubmit]")) {
+    select.addEventListener("change", () => select.form.requestSubmit());
+  }
   for (const select of document.querySelectorAll("select.canned")) {
     select.addEventListener("change", () => {
       const box = select.form.querySelector("textarea[name=text]");

@@ -11,8 +11,8 @@ from django.utils.crypto import get_random_string
 from django.utils.translation import gettext as _
 
 from chatbot.models import BotSettings, BusinessHours, Department, PhoneNumber
+from chatbot.permissions import OPERATORS_GROUP
 
-OPERATORS_GROUP = "Operadores"
 DEFAULT_DEPARTMENTS = ["Vendas", "Suporte", "Financeiro"]
 # Monday to Friday 08:00–18:00, Saturday 08:00–12:00: the owner edits them in the admin.
 DEFAULT_HOURS = [(day, time(8), time(18)) for day in range(5)] + [(5, time(8), time(12))]

@@ -19,8 +19,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 import hoztech
-from chatbot import api, graph, health, inbound, lgpd, message_templates, outbound, webhook
-from chatbot.models import ApiToken, Contact, Message, PhoneNumber, Session, Template, WebhookEvent
+from chatbot import api, checks, graph, health, inbound, lgpd, message_templates, outbound, webhook
+from chatbot.models import ApiToken, Contact, Message, PhoneNumber, Scope, Session, Template, WebhookEvent
 
 # Shown as set/missing only: their values never reach a terminal, a log or a support ticket.
 SECRET_SETTINGS = ["SECRET_KEY", "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WEBHOOK_VERIFY_TOKEN", "REDIS_URL"]
@@ -69,9 +69,13 @@ class Command(BaseCommand):
         reprocess.add_argument("--failed", action="store_true", help=_("Only the events that failed to apply."))
 
         token = commands.add_parser(
-            "create-api-token", help=_("Create a bearer token for the send and read APIs (shown once)."),
+            "create-api-token", help=_("Create a bearer token for the HTTP API (shown once)."),
+            description=_("Without --scope the token may send and read messages."),
         )
         token.add_argument("name", help=_("Who uses the token, e.g. ERP."))
+        token.add_argument("--scope", dest="scopes", action="append", choices=Scope.values, metavar="SCOPE",
+                           help=_("What the token may do: %(scopes)s (repeat for several).") % {
+                               "scopes": ", ".join(Scope.values)})
 
         simulate = commands.add_parser(
             "simulate", help=_("Play the customer: post a signed Meta-shaped message to the webhook."),
@@ -206,12 +210,13 @@ class Command(BaseCommand):
             raise CommandError(error.message) from None
         self.stdout.write(_("Message %(id)s queued to %(to)s.") % answer)
 
-    def handle_create_api_token(self, *, name, **options):
+    def handle_create_api_token(self, *, name, scopes, **options):
         if not name.strip():
             raise CommandError(_("The token needs a name."))
-        token, plaintext = ApiToken.objects.create_token(name.strip())
-        self.stdout.write(_("Token %(prefix)s… created for %(name)s. Copy it now; it is not shown again:")
-                          % {"prefix": token.prefix, "name": token.name})
+        token, plaintext = ApiToken.objects.create_token(name.strip(), scopes=scopes)
+        self.stdout.write(_("Token %(prefix)s… created for %(name)s, scopes: %(scopes)s. Copy it now; it is not "
+                            "shown again:") % {"prefix": token.prefix, "name": token.name,
+                                               "scopes": ", ".join(token.scopes)})
         self.stdout.write(plaintext)
 
     # --- status ----------------------------------------------------------------------------------
@@ -413,6 +418,9 @@ def self_test():
     else:
         yield False, _("Webhook secret: WHATSAPP_APP_SECRET is missing, so every webhook is refused. "
                        "Copy the app secret from App settings > Basic.")
+    if checks.verify_token_is_public():
+        yield False, _("Verify token: WEBHOOK_VERIFY_TOKEN is the public default. Set a long random value in .env "
+                       "and the same in Meta's App Dashboard > WhatsApp > Configuration.")
 
 
 def meta_checks():
