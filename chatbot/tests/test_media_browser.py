@@ -10,7 +10,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from chatbot.models import Contact, Message, Note, PhoneNumber, Session
 
-FILES = Path(__file__).parent / "media"
+FILES = Path(__file__).parent / "files"  # small real files Chromium can decode
 # Reads the page's CSRF token and posts a note as the operator: what the review's file did.
 ATTACK = b"""<html><head><title>pwned</title></head><body><script>
 fetch(location.origin + "/chatbot/dashboard/").then(r => r.text()).then(html => {
