@@ -18,8 +18,8 @@ queues are empty, then checks:
   was delivered more than once) and applied (no event pending or failed; one Message per inbound
   wamid; each status applied to its message);
 - every accepted send (202) ends `sent`/`delivered`/`read` or `failed`: none `queued`. A message
-  may stay `sending` under the documented in-flight rule (chatbot/outbound.py: a worker died after
-  claiming it, so its request may have reached Meta; it is never sent again and `outbound.sweep`
+  may stay `sending` under the documented in-flight rule (chatbot/outbox.py: a worker died after
+  claiming it, so its request may have reached Meta; it is never sent again and `outbox.sweep`
   fails it as "delivery unknown" once `claimed_at` is IN_FLIGHT_TIMEOUT = 10 min old, within the
   worker's 30 s sweep interval). The product reads no setting for that timeout, so these rows are
   counted and listed with the time the sweep will fail them, not waited for;
@@ -92,7 +92,7 @@ def seed_recipients(count, prefix):
 
 
 def inbound_request(port, index, run_id):
-    from chatbot.webhook import customer_message
+    from chatbot.whatsapp.webhook import customer_message
 
     wamid = f"wamid.CRASH{run_id}.{index}"
     body = customer_message(phone_number_id=PNID, wa_id=f"5551{index:09d}", name=f"Cliente {index}", wamid=wamid,
@@ -190,7 +190,7 @@ def check(inbound, api, statuses, sends):
     """The promises, from the database and the fake's send log; returns (figures, broken)."""
     from django.db.models import Count
 
-    from chatbot import outbound
+    from chatbot import outbox
     from chatbot.models import Message, WebhookEvent
 
     broken = []
@@ -232,8 +232,8 @@ def check(inbound, api, statuses, sends):
     if duplicates:
         broken.append(f"{len(duplicates)} messages accepted twice or more by the fake Graph API")
     pending_sweep = [{"id": row["pk"], "reached_fake": fake_seen[f"hoz:{row['pk']}"] > 0,
-                      "failed_by_sweep_after": (row["claimed_at"] + outbound.IN_FLIGHT_TIMEOUT).isoformat(),
-                      "at_latest": (row["claimed_at"] + outbound.IN_FLIGHT_TIMEOUT + timedelta(seconds=30)).isoformat()}
+                      "failed_by_sweep_after": (row["claimed_at"] + outbox.IN_FLIGHT_TIMEOUT).isoformat(),
+                      "at_latest": (row["claimed_at"] + outbox.IN_FLIGHT_TIMEOUT + timedelta(seconds=30)).isoformat()}
                      for row in in_flight if row["claimed_at"]]
 
     figures = {

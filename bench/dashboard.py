@@ -105,7 +105,7 @@ def configuration(now):
     from django.contrib.auth.hashers import make_password
     from django.contrib.auth.models import Group, User
 
-    from chatbot.management.commands.bootstrap import OPERATORS_GROUP
+    from chatbot.dashboard.permissions import OPERATORS_GROUP
     from chatbot.models import Department, PhoneNumber, Template, WorkerBeat
 
     number = PhoneNumber.objects.create(

@@ -123,7 +123,7 @@ def fuzz_api(count, seed, tally):
     from django.utils import timezone
     from hypothesis import strategies as st
 
-    from chatbot import outbound
+    from chatbot import outbox
     from chatbot.models import ApiToken, Contact
     from chatbot.tests import test_fuzz
 
@@ -139,11 +139,11 @@ def fuzz_api(count, seed, tally):
         response = client.post("/chatbot/send/", body, content_type="application/json", **headers)
         tally.note(response.status_code, body, contract_violation(response))
         if tally.statuses.total() % 500 == 0:
-            while outbound.drain():
+            while outbox.drain():
                 pass
 
     run(st.tuples(test_fuzz.API_BODIES, test_fuzz.IDEMPOTENCY_KEYS), count, seed, one)
-    while outbound.drain():
+    while outbox.drain():
         pass
 
 

@@ -14,9 +14,9 @@ whole fault schedule; each fault lasts `--phase` seconds, with a normal phase be
 
 Meta's status webhooks are played too: a "delivered" webhook, carrying the message's
 `biz_opaque_callback_data`, for every send the fake accepted, also those whose answer was lost
-(that is how such a message gets its wamid: chatbot/outbound.py, in-flight rule).
+(that is how such a message gets its wamid: chatbot/outbox.py, in-flight rule).
 
-A refused token pauses the number's sending for TOKEN_PAUSE (5 min, chatbot/outbound.py) unless a
+A refused token pauses the number's sending for TOKEN_PAUSE (5 min, chatbot/outbox.py) unless a
 new token comes: the product reads no setting for it, so with the token fault the run waits those
 5 minutes; `--token-seconds 0` leaves the token fault out.
 

@@ -45,7 +45,7 @@ def webhooks(count, prefix="5521"):
     import hashlib
     import hmac
 
-    from chatbot.webhook import customer_message
+    from chatbot.whatsapp.webhook import customer_message
 
     requests = []
     for index in range(count):

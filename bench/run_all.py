@@ -11,7 +11,7 @@ reported with their date. The report (each figure beside its target and the in-r
 the machine, the date) is printed and written into docs/benchmarks.md (between its run_all markers).
 
 meta_faults includes a refused token, which pauses sending for the product's 5 minutes
-(chatbot/outbound.TOKEN_PAUSE): about 6 of the 15 minutes. `--no-token-pause` leaves it out.
+(chatbot/outbox.TOKEN_PAUSE): about 6 of the 15 minutes. `--no-token-pause` leaves it out.
 db_fault restarts the machine's shared PostgreSQL once (see bench/db_fault.py).
 """
 

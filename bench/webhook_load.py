@@ -66,7 +66,10 @@ def run_wrk(port, bodies_file, seconds, path="/chatbot/webhook/", threads=2, con
     args = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
             "-s", str(ROOT / "bench" / "wrk_webhook.lua"), f"http://127.0.0.1:{port}{path}",
             "--", str(bodies_file), str(threads)]
-    output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"wrk failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+    output = result.stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     total = int(re.search(r"(\d+) requests in", output).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)

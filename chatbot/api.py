@@ -1,20 +1,25 @@
-"""The integrators' HTTP API (design.md, "Send API", "Read API", "Contact export"): bearer
-tokens, the rules checked before a message is queued, idempotency, and the JSON we answer with.
-The views in `views.py` only translate HTTP to these functions and back."""
+"""The integrators' HTTP API (design.md, "Send API", "Read API", "Contact export"): the views, bearer
+tokens with their scopes and rate limit, idempotency, and the one place where refusals of the
+services (`sending.SendRefused`, `media.MediaRefused`) become HTTP statuses and the contract's
+error JSON. The OpenAPI description is chatbot/openapi.py."""
 
 import hashlib
 import json
 from datetime import timedelta
+from functools import wraps
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
+from django.http import JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
 
-from . import outbound, ratelimit, validation
-from .models import ApiToken, Contact, IdempotencyKey, Message, PhoneNumber, Scope, Template
-
-IDEMPOTENCY_TTL = timedelta(hours=24)
+from . import contacts, documents, media, openapi, ratelimit, sending
+from .models import IDEMPOTENCY_TTL, ApiToken, IdempotencyKey, Message, Scope
 
 
 class ApiError(Exception):
@@ -30,6 +35,97 @@ class ApiError(Exception):
         if self.field:
             error["field"] = self.field
         return {"error": error}
+
+
+# The services' refusals, by code: what the contract answers for each.
+SEND_REFUSED = {"invalid_request": 400, "contact_blocked": 422, "outside_customer_service_window": 422,
+                "opted_out": 422}
+MEDIA_REFUSED = {"missing_file": 400, "type_not_allowed": 400, "too_large": 413, "meta_refused": 502}
+
+
+def api_view(scope):
+    """Bearer-token auth, per-token rate limit and the token's `scope` (403 without it); an
+    `ApiError` or a service's refusal becomes its JSON answer."""
+
+    def decorator(view):
+        @csrf_exempt
+        @never_cache
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            try:
+                token = authenticate(request.headers.get("Authorization"), request.META.get("REMOTE_ADDR", ""))
+                require_scope(token, scope)
+                status, body = view(request, token, *args, **kwargs)
+            except sending.SendRefused as refused:
+                return answer_error(ApiError(SEND_REFUSED[refused.code], refused.code, refused.message,
+                                             field=refused.field))
+            except media.MediaRefused as refused:
+                return answer_error(ApiError(MEDIA_REFUSED[refused.code], "invalid_media", refused.message,
+                                             field="file"))
+            except ApiError as error:
+                return answer_error(error)
+            return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+
+        return wrapper
+
+    return decorator
+
+
+def answer_error(error):
+    response = JsonResponse(error.body(), status=error.status, json_dumps_params={"ensure_ascii": False})
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+# --- Views ---------------------------------------------------------------------------------------
+
+
+@require_http_methods(["POST"])
+@api_view(Scope.SEND)
+def send_message(request, token):
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise ApiError(413, "too_large", _("The request body is too large.")) from None
+    return send(token, body, request.headers.get("Idempotency-Key", ""))
+
+
+@require_GET
+@api_view(Scope.READ)
+def message_detail(request, token, message_id):
+    message = Message.objects.select_related("contact", "phone_number").filter(pk=message_id).first()
+    if message is None:
+        raise ApiError(404, "not_found", _("No message with this id."))
+    return 200, documents.message_object(message)
+
+
+@require_GET
+@api_view(Scope.EXPORT)
+def contact_detail(request, token, wa_id):
+    contact = contacts.find(wa_id)
+    if contact is None:
+        raise ApiError(404, "not_found", _("No contact with this WhatsApp ID."))
+    return 200, documents.contact_export(contact)
+
+
+@require_http_methods(["POST"])
+@api_view(Scope.SEND)
+def upload_media(request, token):
+    try:
+        uploaded = request.FILES.get("file")
+        number = sending.sending_number(request.POST.get("phone_number_id"))
+    except RequestDataTooBig:
+        raise ApiError(413, "too_large", _("The file is larger than the upload limit.")) from None
+    return 200, {"id": media.upload(number, uploaded)}
+
+
+@require_GET
+def schema(request):
+    return JsonResponse(openapi.SCHEMA, json_dumps_params={"ensure_ascii": False})
+
+
+# --- Tokens ---------------------------------------------------------------------------------------
 
 
 # Wrong tokens from one address: a burst of typos, then one guess every few seconds.
@@ -72,7 +168,7 @@ def require_scope(token, scope):
                                                                                 "scope": scope})
 
 
-# --- Send ------------------------------------------------------------------------------------
+# --- Send -----------------------------------------------------------------------------------------
 
 
 IDEMPOTENCY_KEY_MAX = IdempotencyKey._meta.get_field("key").max_length
@@ -81,7 +177,7 @@ IDEMPOTENCY_KEY_MAX = IdempotencyKey._meta.get_field("key").max_length
 def send(token, raw_body, idempotency_key=""):
     """Check and queue one message; returns (HTTP status, JSON body)."""
     if not idempotency_key:
-        return 202, queue_message(token, parse(raw_body))
+        return 202, queue(token, parse(raw_body))
     if len(idempotency_key) > IDEMPOTENCY_KEY_MAX or not (idempotency_key.isascii() and idempotency_key.isprintable()):
         raise ApiError(400, "invalid_request", _("The Idempotency-Key header must be 1 to %(max)d printable ASCII "
                                                  "characters.") % {"max": IDEMPOTENCY_KEY_MAX},
@@ -98,7 +194,7 @@ def send(token, raw_body, idempotency_key=""):
     IdempotencyKey.objects.filter(token=token, key=idempotency_key).delete()  # expired
     try:
         with transaction.atomic():
-            answer = queue_message(token, parse(raw_body))
+            answer = queue(token, parse(raw_body))
             IdempotencyKey.objects.create(
                 token=token, key=idempotency_key, request_hash=request_hash, status_code=202, response=answer
             )
@@ -107,6 +203,13 @@ def send(token, raw_body, idempotency_key=""):
         previous = IdempotencyKey.objects.get(token=token, key=idempotency_key)
         return previous.status_code, previous.response
     return 202, answer
+
+
+def queue(token, data):
+    message = sending.check(data)
+    row = sending.submit(message, phone_number_id=data.get("phone_number_id"), source=Message.Source.API,
+                         api_token=token)
+    return {"id": row.pk, "status": row.status, "to": message["to"], "type": row.type}
 
 
 # Meta's deepest message object (a template's currency parameter) is 6 levels deep.
@@ -136,161 +239,3 @@ def depth(value):
             deepest = max(deepest, level)
             stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
     return deepest
-
-
-def queue_message(token, data):
-    try:
-        message = validation.clean_message(data)
-    except validation.InvalidMessage as error:
-        raise ApiError(400, "invalid_request", error.message, field=error.field) from None
-    if "biz_opaque_callback_data" in message:
-        raise ApiError(400, "invalid_request", _("biz_opaque_callback_data is reserved: the service tracks "
-                                                 "messages with it."), field="biz_opaque_callback_data")
-    number = sending_number(data.get("phone_number_id"))
-    with transaction.atomic():
-        contact = contact_for(message["to"])
-        check_rules(message, contact)
-        row = outbound.queue(phone_number=number, contact=contact, message=message,
-                             source=Message.Source.API, api_token=token)
-    return {"id": row.pk, "status": row.status, "to": message["to"], "type": row.type}
-
-
-def sending_number(phone_number_id):
-    if not phone_number_id:
-        return PhoneNumber.objects.default()
-    number = PhoneNumber.objects.filter(phone_number_id=phone_number_id).first()
-    if number is None:
-        raise ApiError(400, "invalid_request", _("Unknown business number %(id)s.") % {"id": phone_number_id},
-                       field="phone_number_id")
-    return number
-
-
-def phone_variants(number):
-    """A Brazilian mobile number with and without its ninth digit (55 + area code + 9 + 8 digits):
-    Meta knows each user under one of them, integrators write either."""
-    if number.startswith("55") and len(number) == 13 and number[4] == "9":
-        return [number, number[:4] + number[5:]]
-    if number.startswith("55") and len(number) == 12 and number[4] in "6789":
-        return [number, number[:4] + "9" + number[4:]]
-    return [number]
-
-
-def contact_for(to):
-    """The contact `to` names (phone number in either Brazilian form, or BSUID), created if new."""
-    if not to.isdigit():
-        contact, _created = Contact.objects.get_or_create(user_id=to)
-        return contact
-    variants = phone_variants(to)
-    found = {contact.wa_id: contact for contact in Contact.objects.filter(wa_id__in=variants)}
-    for variant in variants:
-        if variant in found:
-            return found[variant]
-    try:
-        with transaction.atomic():
-            return Contact.objects.create(wa_id=to)
-    except IntegrityError:
-        return Contact.objects.get(wa_id=to)
-
-
-def check_rules(message, contact):
-    """The rules Meta would enforce after we queued (422): 24-hour window, opt-out, templates."""
-    if contact.blocked:
-        raise ApiError(422, "contact_blocked", _("This contact is blocked."))
-    if message["type"] != "template":
-        if not contact.window_open():
-            raise ApiError(422, "outside_customer_service_window", _(
-                "More than 24 hours since the customer's last message (or they never wrote): only a "
-                "template message can be sent now."
-            ))
-        return
-    template = Template.objects.filter(
-        name=message["template"]["name"], language=message["template"]["language"]["code"]
-    ).first()
-    if template is None:
-        return
-    if template.category.upper() == "MARKETING" and contact.opted_out:
-        raise ApiError(422, "opted_out", _("The customer opted out of marketing messages."))
-    try:
-        validation.check_template_parameters(message, template.components)
-    except validation.InvalidMessage as error:
-        raise ApiError(400, "invalid_request", error.message, field=error.field) from None
-
-
-# --- Read ------------------------------------------------------------------------------------
-
-
-def _iso(moment):
-    return moment.isoformat() if moment else None
-
-
-def message_object(message):
-    """The contract's message object for one row (design.md, "Read API")."""
-    error = None
-    if message.status == Message.Status.FAILED or message.error_code is not None:
-        error = {"code": message.error_code, "title": message.error_title, "details": message.error_details,
-                 "explanation": outbound.explanation(message)}
-    return {
-        "id": message.pk,
-        "wamid": message.wamid,
-        "direction": message.direction,
-        "contact": message.contact.wa_id or message.contact.user_id,
-        "phone_number_id": message.phone_number.phone_number_id,
-        "type": message.type,
-        "text": message.text,
-        "payload": message.payload,
-        "reply_to": message.reply_to or None,
-        "status": message.status,
-        "error": error,
-        "timestamp": _iso(message.timestamp),
-        "status_at": {name: _iso(getattr(message, f"{name}_at")) for name in ("sent", "delivered", "read", "failed")},
-    }
-
-
-def get_message(message_id):
-    message = Message.objects.select_related("contact", "phone_number").filter(pk=message_id).first()
-    if message is None:
-        raise ApiError(404, "not_found", _("No message with this id."))
-    return message_object(message)
-
-
-def contact_export(contact):
-    """Everything we keep about one contact (LGPD data portability; design.md, "Contact export")."""
-    messages = contact.messages.select_related("contact", "phone_number").order_by("timestamp", "pk")
-    return {
-        "contact": {
-            "wa_id": contact.wa_id, "user_id": contact.user_id, "name": contact.name,
-            "first_seen": _iso(contact.first_seen_at), "last_seen": _iso(contact.last_seen_at),
-            "opted_out": contact.opted_out,
-        },
-        "sessions": [
-            {"id": session.pk, "status": session.status,
-             "queue": session.department.name if session.department else None,
-             "started_at": _iso(session.started_at), "closed_at": _iso(session.closed_at)}
-            for session in contact.sessions.select_related("department").order_by("started_at", "pk")
-        ],
-        "messages": [message_object(message) for message in messages.iterator()],
-        # Beyond the contract's keys: the files kept for the contact's messages.
-        "media": [
-            {"message_id": message.pk, "type": message.type, "mime_type": message.media_mime_type,
-             "filename": message.media_filename, "size": message.media_size, "sha256": message.media_sha256,
-             "file": message.media_file.name or None, "status": message.media_status}
-            for message in contact.messages.exclude(media_id="", media_file="").order_by("timestamp", "pk")
-        ],
-    }
-
-
-def find_contact(wa_id):
-    """The contact a number (either Brazilian form) or a BSUID names, or None; never creates one."""
-    contact = None
-    if wa_id.isdigit():
-        contact = Contact.objects.filter(wa_id__in=phone_variants(wa_id)).first()
-    if contact is None and wa_id:
-        contact = Contact.objects.filter(user_id=wa_id).first()
-    return contact
-
-
-def get_contact(wa_id):
-    contact = find_contact(wa_id)
-    if contact is None:
-        raise ApiError(404, "not_found", _("No contact with this WhatsApp ID."))
-    return contact_export(contact)

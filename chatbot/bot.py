@@ -1,7 +1,9 @@
 """The bot, pure: (session state, the customer's message, configuration) → replies and next state.
 
 No I/O: `conversation.py` loads the configuration, locks the session, runs `decide` and persists
-and sends what it returns. Rules run in order, and the first that answers ends the turn:
+and sends what it returns. What the bot remembers between turns is a `BotState`, stored as JSON on
+the session; the answers a flow collects come back in `Decision.answers`, kept on the session for
+the operators. Rules run in order, and the first that answers ends the turn:
 
 1. a session waiting for or with a person gets no bot reply;
 2. the spam guard (a contact over MESSAGES_PER_MINUTE) silences the bot for a cool-down;
@@ -14,7 +16,7 @@ and sends what it returns. Rules run in order, and the first that answers ends t
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
 HUMAN_WORDS = {"atendente", "humano", "pessoa", "falar com atendente", "falar com alguem", "agent", "human"}
@@ -75,10 +77,38 @@ class Config:
 
 
 @dataclass(frozen=True)
+class BotState:
+    """What the bot remembers between turns of one session (`Session.bot_state`, as JSON)."""
+
+    greeted: bool = False  # the greeting was given
+    menu: bool = False  # the main menu was the last thing shown: a number picks its option
+    step: int | None = None  # the flow step waiting for an answer
+    misses: int = 0  # messages not understood in a row
+    confirm: str = ""  # a question waiting for a yes: "opt_out"
+    out_of_hours_on: str = ""  # the day (ISO date) the out-of-hours notice was given
+    timeout_notified: bool = False  # the customer was told nobody took the conversation in time
+
+    @classmethod
+    def load(cls, data):
+        """From the stored JSON, whatever it holds: unknown keys and values of the wrong type count
+        as missing (a state saved by an older version, or edited in the admin)."""
+        data = data if isinstance(data, dict) else {}
+        kinds = {"greeted": bool, "menu": bool, "step": int, "misses": int, "confirm": str, "out_of_hours_on": str,
+                 "timeout_notified": bool}
+        return cls(**{name: data[name] for name, kind in kinds.items()
+                      if type(data.get(name)) is kind})  # exact type: True is not a step
+
+    def dump(self):
+        """The JSON to store: what differs from a new session's state."""
+        return {item.name: getattr(self, item.name) for item in fields(self)
+                if getattr(self, item.name) != item.default}
+
+
+@dataclass(frozen=True)
 class Turn:
     text: str
     choice: str  # the id of a tapped button or list row, else ""
-    state: dict
+    state: BotState
     now: datetime  # local time (TIME_ZONE)
     new_session: bool
     status: str = "bot"
@@ -90,11 +120,15 @@ class Turn:
 @dataclass
 class Decision:
     replies: list = field(default_factory=list)  # Cloud API message objects without "to"
-    state: dict = field(default_factory=dict)
+    state: BotState = field(default_factory=BotState)
+    answers: dict = field(default_factory=dict)  # answers a flow collected this turn, by name
     handoff: int | None = None  # department id (0: none chosen)
     close: bool = False
     opt_out: bool | None = None  # True: opted out, False: opted back in
     mute: bool = False
+
+    def remember(self, **changes):
+        self.state = replace(self.state, **changes)
 
 
 # --- Messages ---------------------------------------------------------------------------------
@@ -147,8 +181,7 @@ def is_open(config, now):
 
 
 def decide(turn, config):
-    state = dict(turn.state)
-    decision = Decision(state=state)
+    decision = Decision(state=turn.state)
     if turn.status != "bot":
         return decision
     if turn.muted:
@@ -157,8 +190,8 @@ def decide(turn, config):
         decision.mute = True
         return decision
     words = normalize(turn.text)
-    if not is_open(config, turn.now) and state.get("out_of_hours_on") != turn.now.date().isoformat():
-        state["out_of_hours_on"] = turn.now.date().isoformat()
+    if not is_open(config, turn.now) and decision.state.out_of_hours_on != turn.now.date().isoformat():
+        decision.remember(out_of_hours_on=turn.now.date().isoformat())
         decision.replies.append(text(fill(config.texts["out_of_hours"], name=turn.name, hours=hours_label(config))))
     for rule in RULES:
         if rule(turn, config, words, decision):
@@ -172,7 +205,7 @@ def global_words(turn, config, words, decision):
     if turn.choice == HUMAN_ID or words in HUMAN_WORDS or {"atendente", "humano"} & set(words.split()):
         return ask_for_person(turn, config, decision)
     if words in STOP_WORDS:
-        decision.state = {**decision.state, "confirm": "opt_out"}
+        decision.remember(confirm="opt_out")
         decision.replies.append(text(config.texts["opt_out_confirm"]))
         return True
     if words in OPT_IN_WORDS:
@@ -183,7 +216,9 @@ def global_words(turn, config, words, decision):
 
 
 def confirmation(turn, config, words, decision):
-    if decision.state.pop("confirm", None) != "opt_out":
+    asked = decision.state.confirm
+    decision.remember(confirm="")  # one message answers it, whatever it says
+    if asked != "opt_out":
         return False
     if words in YES_WORDS:
         decision.opt_out = True
@@ -193,21 +228,21 @@ def confirmation(turn, config, words, decision):
 
 
 def flow_step(turn, config, words, decision):
-    step = config.steps.get(decision.state.get("step"))
+    step = config.steps.get(decision.state.step)
     if step is None:
-        decision.state.pop("step", None)
+        decision.remember(step=None)
         return False
     option = pick(step.options, turn, words)
     if option:
         return act(option, turn, config, decision)
     if step.save_as and turn.text.strip():
-        decision.state.setdefault("answers", {})[step.save_as] = turn.text.strip()[:1000]
+        decision.answers[step.save_as] = turn.text.strip()[:1000]
         return go_to_step(step.next_step, turn, config, decision) if step.next_step else end_flow(decision)
     return False
 
 
 def menu_choice(turn, config, words, decision):
-    option = pick(config.menu, turn, words, numbered=decision.state.get("menu") is not None)
+    option = pick(config.menu, turn, words, numbered=decision.state.menu)
     return act(option, turn, config, decision) if option else False
 
 
@@ -227,8 +262,8 @@ def greeting(turn, config, words, decision):
 
 
 def fallback(turn, config, words, decision):
-    misses = decision.state.get("misses", 0) + 1
-    decision.state["misses"] = misses
+    misses = decision.state.misses + 1
+    decision.remember(misses=misses)
     body = config.texts["fallback"]
     if misses >= config.fallback_limit:
         human = Option(HUMAN_ID, config.texts["human_option"], "handoff")
@@ -271,7 +306,7 @@ def matches(rule, raw, words):
 
 
 def act(option, turn, config, decision):
-    decision.state["misses"] = 0
+    decision.remember(misses=0)
     if option.reply:
         decision.replies.append(text(fill(option.reply, name=turn.name)))
     if option.action == "handoff":
@@ -291,7 +326,7 @@ def act(option, turn, config, decision):
 
 def show_menu(turn, config, decision):
     end_flow(decision)
-    decision.state["menu"] = True
+    decision.remember(menu=True)
     decision.replies.append(choices(config.texts["menu"], list(config.menu), config.texts["menu_button"]))
     return True
 
@@ -310,14 +345,13 @@ def go_to_step(step_id, turn, config, decision):
     step = config.steps.get(step_id)
     if step is None:
         return end_flow(decision) or True
-    decision.state["step"] = step.id
+    decision.remember(step=step.id)
     decision.replies.append(choices(fill(step.text, name=turn.name), list(step.options), config.texts["menu_button"]))
     return True
 
 
 def end_flow(decision):
-    decision.state.pop("step", None)
-    decision.state.pop("menu", None)
+    decision.remember(step=None, menu=False)
     return True
 
 

@@ -10,14 +10,17 @@ time order, so the bot answers them in the order the customer wrote them, whiche
 
 import logging
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_tasks import task
 
-from . import bot, outbound
+from . import bot, sending
+from .bot import BotState
 from .models import (
     BotSettings,
     BusinessHours,
@@ -32,6 +35,7 @@ from .models import (
     Session,
     fit,
 )
+from .whatsapp.vocabulary import FOLLOW_UP_TYPES, MessageType
 
 logger = logging.getLogger(__name__)
 
@@ -139,14 +143,22 @@ def read_config(texts):
     )
 
 
+@task()
 @transaction.atomic
-def handle_inbound(message_id):
+def handle_inbound_message(message_id):
     """The follow-up of one stored inbound message, as a task: the safety net for a message whose
     turn failed where it was applied (`inbound.apply_inbound`); a no-op once handled."""
     message = Message.objects.select_related("contact", "phone_number").get(pk=message_id)
-    if message.session_id:
-        return message.session
-    return follow_up(message)
+    if not message.session_id:
+        follow_up(message)
+
+
+# A failed turn is tried again this much later, by then in a transaction of its own.
+TURN_RETRY_DELAY = timedelta(seconds=10)
+
+
+def schedule_turn(message_id):
+    handle_inbound_message.using(run_after=timezone.now() + TURN_RETRY_DELAY).enqueue(message_id)
 
 
 def follow_up(message, *, new_contact=False, quiet_until=None):
@@ -172,13 +184,16 @@ def follow_up(message, *, new_contact=False, quiet_until=None):
         attach(session, pending)
         if session.status == Session.Status.BOT and pending.type not in SILENT_TYPES:
             quiet = new_contact or (quiet_until is not None and quiet_until < pending.timestamp - SPAM_WINDOW)
-            take_turn(session, pending, *load_config(), quiet=quiet)
+            config, texts = load_config()
+            take_turn(session, pending, config=config, texts=texts, quiet=quiet)
     session.save()
     return session
 
 
 # Messages the bot does not answer: reactions, edits, deletions, Meta's system notices.
-SILENT_TYPES = {"reaction", "edit", "revoke", "system", "unsupported"}
+SILENT_TYPES = FOLLOW_UP_TYPES | {MessageType.SYSTEM, MessageType.UNSUPPORTED}
+# Messages whose text the bot reads: typed, or the title of a tapped button or list row.
+READ_TYPES = {MessageType.TEXT, MessageType.BUTTON, MessageType.INTERACTIVE}
 
 
 def attach(session, message):
@@ -191,7 +206,7 @@ def attach(session, message):
     session.unread += 1
 
 
-def take_turn(session, message, config, texts, *, quiet=False):
+def take_turn(session, message, *, config, texts, quiet=False):
     """One bot turn for `message`. `quiet`: the contact wrote nothing in the minute before it, as
     far as committed rows show (the count would find this message alone)."""
     contact = message.contact
@@ -200,32 +215,35 @@ def take_turn(session, message, config, texts, *, quiet=False):
         return  # nothing may be sent (blocked), or the message is too old to answer (reprocessed)
     recent = 1 if quiet else Message.objects.filter(contact=contact, direction=Message.Direction.IN,
                                                     timestamp__gte=message.timestamp - SPAM_WINDOW).count()
+    state = BotState.load(session.bot_state)
     turn = bot.Turn(
-        text=message.text if message.type in {"text", "button", "interactive"} else "",
+        text=message.text if message.type in READ_TYPES else "",
         choice=choice_id(message),
-        state=session.bot_state,
+        state=state,
         now=timezone.localtime(now),
-        new_session=not session.bot_state.get("greeted"),
+        new_session=not state.greeted,
         status=session.status,
         name=contact.name.split(" ")[0] if contact.name else "",
         muted=bool(session.muted_until and session.muted_until > now),
         over_limit=recent > settings.MESSAGES_PER_MINUTE,
     )
     decision = bot.decide(turn, config)
-    session.bot_state = {**decision.state, "greeted": True}
+    session.bot_state = replace(decision.state, greeted=True).dump()
+    if decision.answers:
+        session.data = {**(session.data if isinstance(session.data, dict) else {}), **decision.answers}
     if decision.mute:
         session.muted_until = now + timedelta(minutes=texts.spam_cooldown_minutes)
         logger.warning("session %s: %s messages in a minute; bot silent until %s", session.pk, recent,
                        session.muted_until)
-    outbound.queue_all(phone_number=session.phone_number, contact=session.contact, messages=decision.replies,
+    sending.queue_all(phone_number=session.phone_number, contact=session.contact, messages=decision.replies,
                        source=Message.Source.BOT, session=session)
     if decision.opt_out is not None:
         Contact.objects.filter(pk=contact.pk).update(opted_out=decision.opt_out,
                                                      opted_out_at=now if decision.opt_out else None)
     if decision.handoff is not None:
-        hand_off(session, decision.handoff, now, texts)
+        hand_off(session, department_id=decision.handoff, now=now, texts=texts)
     elif decision.close:
-        close(session, now, message=False)
+        close(session, now=now, message=False)
 
 
 def choice_id(message):
@@ -248,20 +266,20 @@ def send(session, reply, context=None):
     """Queue one reply in the session (inside the caller's transaction: sent only if it commits)."""
     if context:
         reply = {**reply, "context": context}
-    return outbound.queue(phone_number=session.phone_number, contact=session.contact, message=reply,
+    return sending.queue(phone_number=session.phone_number, contact=session.contact, message=reply,
                           source=Message.Source.BOT, session=session)
 
 
 # --- Handoff and the operators' actions ------------------------------------------------------
 
 
-def hand_off(session, department_id, now, texts):
+def hand_off(session, *, department_id, now, texts):
     """Put the session in a department's queue and tell the customer their place in it."""
     department = Department.objects.filter(pk=department_id, is_active=True).first() if department_id else None
     session.status = Session.Status.WAITING
     session.department = department
     session.waiting_since = now
-    session.bot_state = {**session.bot_state, "timeout_notified": False}
+    session.bot_state = replace(BotState.load(session.bot_state), timeout_notified=False).dump()
     session.save()
     ahead = Session.objects.filter(status=Session.Status.WAITING, waiting_since__lt=now).exclude(pk=session.pk)
     if department:
@@ -307,12 +325,12 @@ def return_to_bot(session):
             return False
         locked.status = Session.Status.BOT
         locked.assigned_to = None
-        locked.bot_state = {"greeted": True}
+        locked.bot_state = BotState(greeted=True).dump()
         locked.save()
     return True
 
 
-def close(session, now=None, message=True):
+def close(session, *, now=None, message=True):
     """Close a session (once: False when it already was); the customer's next message opens a
     new one."""
     now = now or timezone.now()
@@ -345,17 +363,18 @@ def sweep(now=None):
         with transaction.atomic():
             session = Session.objects.select_for_update().select_related("contact", "phone_number").get(pk=session_id)
             if session.status != Session.Status.CLOSED:
-                close(session, now)
+                close(session, now=now)
                 closed += 1
     if texts.handoff_timeout_text or texts.followup_template:
         late = Session.objects.filter(status=Session.Status.WAITING, assigned_to__isnull=True,
                                       waiting_since__lt=now - timedelta(minutes=texts.handoff_timeout_minutes))
-        late = late.filter(~Q(bot_state__timeout_notified=True))
+        # Not yet told: no such key (a new state stores only what differs from the default) or false.
+        late = late.filter(Q(bot_state__timeout_notified__isnull=True) | Q(bot_state__timeout_notified=False))
         for session_id in late.values_list("pk", flat=True)[:500]:
             with transaction.atomic():
                 session = Session.objects.select_for_update().select_related("contact", "phone_number").get(
                     pk=session_id)
-                if session.status == Session.Status.WAITING and not session.bot_state.get("timeout_notified"):
+                if session.status == Session.Status.WAITING and not BotState.load(session.bot_state).timeout_notified:
                     notify_waiting(session, texts, now)
                     notified += 1
     return closed, notified
@@ -363,7 +382,7 @@ def sweep(now=None):
 
 def notify_waiting(session, texts, now):
     """Nobody took the session in time: say so, by template when the 24-hour window has closed."""
-    session.bot_state = {**session.bot_state, "timeout_notified": True}
+    session.bot_state = replace(BotState.load(session.bot_state), timeout_notified=True).dump()
     session.save(update_fields=["bot_state"])
     if session.contact.window_open(now) and texts.handoff_timeout_text:
         send(session, bot.text(bot.fill(texts.handoff_timeout_text, name=session.contact.name)))

@@ -21,7 +21,7 @@ from django_tasks_db.models import DBTaskResult
 
 import hoztech
 
-from . import outbound
+from . import outbox
 from .models import Message, PhoneNumber, WebhookEvent, WorkerBeat
 
 logger = logging.getLogger(__name__)
@@ -82,10 +82,10 @@ def token_state():
     """ok | invalid | unknown, from the last real call to Meta with the current token."""
     if not settings.WHATSAPP_ACCESS_TOKEN:
         return "unknown"
-    if outbound.token_refused():
+    if outbox.token_refused():
         return "invalid"
     # `whatsapp_chatbot check` records the fingerprint of a token Meta accepted (token_invalid_at empty).
-    if PhoneNumber.objects.filter(token_fingerprint=outbound.token_fingerprint(), token_invalid_at=None).exists():
+    if PhoneNumber.objects.filter(token_fingerprint=outbox.token_fingerprint(), token_invalid_at=None).exists():
         return "ok"
     # Else the last message sent: accepted by Meta (not a sandbox wamid) means the token worked.
     # Newest first on the time index, so this reads a handful of rows, not the table.

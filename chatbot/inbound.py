@@ -6,12 +6,15 @@ takes seconds; Meta wants p99 under 1 s) and caps the ack rate; Meta's advice is
 answer 200, then process in a queue" (cloud-api.md §3). The pending rows are that queue: no task
 row is written per webhook, which halves the request's database work.
 
-`drain()` runs in every worker (`db_worker`, see its command): it claims pending events oldest
-first (SKIP LOCKED, so workers share them) and applies each in a savepoint, so a bug or an
-unexpected shape leaves the event stored as `failed` for `whatsapp_chatbot reprocess --failed`,
-never lost. Idempotency comes from constraints: a message is inserted once per `wamid` (a
-duplicate delivery, even one racing on another connection, hits the unique index and is
-skipped), and statuses are conditional UPDATEs that only move a message forward.
+`drain()` runs in every worker (chatbot/worker.py): it claims pending events oldest first (SKIP
+LOCKED, so workers share them) and applies each item in a savepoint, so a bug or an unexpected
+shape leaves the event stored as `failed` for `whatsapp_chatbot reprocess --failed`, never lost.
+Each kind of item has its function in the `APPLY` dict: messages here, statuses in `statuses`,
+contacts through `contacts`, and the conversation's turn in `conversation`.
+
+Idempotency comes from constraints: a message is inserted once per `wamid` (a duplicate delivery,
+even one racing on another connection, hits the unique index and is skipped), and statuses are
+conditional UPDATEs that only move a message forward.
 """
 
 import json
@@ -23,28 +26,17 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Q
 from django.utils import timezone
+from django_tasks import task
 
-from . import conversation, parser, tasks
-from .models import (
-    STATUS_RANK,
-    AccountEvent,
-    Contact,
-    Message,
-    PendingStatus,
-    PhoneNumber,
-    Template,
-    WebhookEvent,
-    fit,
-)
+from . import contacts, conversation, media, statuses
+from .models import AccountEvent, Message, PhoneNumber, Template, WebhookEvent, fit
+from .whatsapp import graph, parser
+from .whatsapp.vocabulary import FOLLOW_UP_TYPES, NOT_FROM_CUSTOMER, MessageType
 
 logger = logging.getLogger(__name__)
 
-# Messages the customer did not write do not open the 24-hour window (cloud-api.md §11).
-NOT_FROM_CUSTOMER = {"system"}
-WA_ID_MAX = Contact._meta.get_field("wa_id").max_length
 # Escapes of what no column can store (NUL, a UTF-16 surrogate, paired or not) in a raw body.
 STORABLE_RISK = re.compile(r"\\u(0000|d[89a-f])", re.IGNORECASE)
 
@@ -192,73 +184,6 @@ def apply(event):
 # --- Contacts --------------------------------------------------------------------------------
 
 
-def upsert_contact(*, wa_id, user_id, profile, moment, inbound):
-    """Find or create the contact Meta identifies by phone (`wa_id`) and/or BSUID (`user_id`).
-
-    The returned row's attributes are as updated; `created` says whether this call created it and
-    `previous_inbound_at` is its last inbound time before this call (what the spam guard needs).
-    """
-    name = profile.name if profile else ""
-    username = profile.username if profile else ""
-    wa_id = wa_id or (profile.wa_id if profile else "")
-    user_id = user_id or (profile.user_id if profile else "")
-    new = fit(Contact, {
-        "wa_id": wa_id, "user_id": user_id, "name": name, "username": username, "first_seen_at": moment,
-        "last_seen_at": moment, "last_inbound_at": moment if inbound else None,
-    })
-    wa_id, user_id, name, username = new["wa_id"], new["user_id"], new["name"], new["username"]
-    if not wa_id and not user_id:
-        # Meta always names the user one way or the other; if not, keep the message on its own contact.
-        return created_contact(new)
-    lookup = Q(wa_id=wa_id) if wa_id else Q(user_id=user_id)
-    if wa_id and user_id:
-        lookup |= Q(user_id=user_id)
-    contact = Contact.objects.filter(lookup).order_by("-wa_id").first()
-    if contact is None:
-        try:
-            with transaction.atomic():
-                return created_contact(new)
-        except IntegrityError:
-            # Another delivery created it a moment ago on another connection.
-            contact = Contact.objects.filter(lookup).order_by("-wa_id").first()
-    contact.created, contact.previous_inbound_at = False, contact.last_inbound_at
-    changes = {
-        attribute: value
-        for attribute, value in (("name", name), ("username", username), ("wa_id", wa_id), ("user_id", user_id))
-        if value and getattr(contact, attribute) != value and not contact.anonymized_at
-    }
-    # Greatest() keeps these times monotonic when deliveries arrive out of order or race.
-    if contact.last_seen_at < moment:
-        changes["last_seen_at"] = Greatest(F("last_seen_at"), Value(moment))
-    if inbound and (contact.last_inbound_at is None or contact.last_inbound_at < moment):
-        changes["last_inbound_at"] = Greatest(Coalesce(F("last_inbound_at"), Value(moment)), Value(moment))
-    if "wa_id" in changes or "user_id" in changes:
-        try:
-            with transaction.atomic():
-                Contact.objects.filter(pk=contact.pk).update(**changes)
-            return updated(contact, changes, moment)
-        except IntegrityError:
-            # The ID belongs to another contact row (e.g. a BSUID first seen alone); keep both rows.
-            changes.pop("wa_id", None)
-            changes.pop("user_id", None)
-    if changes:
-        Contact.objects.filter(pk=contact.pk).update(**changes)
-    return updated(contact, changes, moment)
-
-
-def created_contact(fields):
-    contact = Contact.objects.create(**fields)
-    contact.created, contact.previous_inbound_at = True, None
-    return contact
-
-
-def updated(contact, changes, moment):
-    """`contact` with the values just written (the monotonic times as this transaction wrote them)."""
-    for attribute in changes:
-        setattr(contact, attribute, moment if attribute.startswith("last_") else changes[attribute])
-    return contact
-
-
 # --- Messages --------------------------------------------------------------------------------
 
 
@@ -286,7 +211,7 @@ def insert_message(fields):
 def apply_inbound(item, batch):
     moment = item.timestamp or timezone.now()
     number = batch.number(item.phone_number_id, item.display_phone_number)
-    contact = upsert_contact(
+    contact = contacts.upsert(
         wa_id=item.from_wa_id, user_id=item.from_user_id, profile=item.profile, moment=moment,
         inbound=item.type not in NOT_FROM_CUSTOMER,
     )
@@ -296,20 +221,21 @@ def apply_inbound(item, batch):
         "context": item.context, "referral": item.referral, "wamid": item.wamid or None,
         "reply_to": item.reply_to, "target_wamid": item.target_wamid, "status": Message.Status.RECEIVED,
         "timestamp": moment, **media_fields(item.media),
-        **error_fields(item.errors),
+        **statuses.error_fields(item.errors),
     })
     if message is None:
         batch.counts["duplicates"] += 1
-        if item.type == "reaction":
+        if item.type == MessageType.REACTION:
             update_reaction(item, moment)
         return
     batch.counts["messages"] += 1
     follow_up_target(item, moment)
     # (A contact created just now has no earlier edits to catch up on.)
-    if item.wamid and item.type not in ("edit", "revoke", "reaction") and not contact.created:
+    if item.wamid and item.type not in FOLLOW_UP_TYPES and not contact.created:
         catch_up_follow_ups(message)
-    if item.type == "system" and isinstance(item.payload, dict) and item.payload.get("type") == "user_changed_number":
-        change_number(contact, item.payload.get("wa_id") or item.payload.get("new_wa_id", ""))
+    if item.type == MessageType.SYSTEM and isinstance(item.payload, dict) \
+            and item.payload.get("type") == "user_changed_number":
+        contacts.change_number(contact, item.payload.get("wa_id") or item.payload.get("new_wa_id", ""))
     # The bot's turn runs here, in the transaction that stores the message: the message and its
     # answer commit together (or neither does, and the event is applied again), with the session
     # locked from the turn to the commit. Only a turn that fails leaves a task, committed with the
@@ -319,34 +245,35 @@ def apply_inbound(item, batch):
             conversation.follow_up(message, new_contact=contact.created, quiet_until=contact.previous_inbound_at)
     except Exception:
         logger.exception("the turn of message %s failed; its task will try again", message.pk)
-        tasks.schedule_conversation(message.pk)
+        conversation.schedule_turn(message.pk)
     if message.media_status == Message.MediaStatus.PENDING:
-        tasks.download_media.enqueue(message.pk)
+        media.download_media.enqueue(message.pk)
     if settings.WHATSAPP_MARK_READ and settings.WHATSAPP_ACCESS_TOKEN and item.type not in NOT_FROM_CUSTOMER:
-        tasks.mark_read.enqueue(message.pk)
+        mark_read.enqueue(message.pk)
 
 
 def update_reaction(item, moment):
     """Meta may reuse a reaction's wamid for a later change or removal: keep the newest."""
-    Message.objects.filter(wamid=item.wamid, type="reaction", timestamp__lt=moment).update(
+    Message.objects.filter(wamid=item.wamid, type=MessageType.REACTION, timestamp__lt=moment).update(
         text=item.text, payload=item.payload, timestamp=moment
     )
 
 
 def follow_up_target(item, moment):
     """An edit or deletion changes the message it names; the newest edit wins in any order."""
-    if item.type == "edit":
+    if item.type == MessageType.EDIT:
         Message.objects.filter(Q(edited_at__isnull=True) | Q(edited_at__lt=moment), wamid=item.target_wamid) \
             .update(text=item.text, edited_at=moment)
-    elif item.type == "revoke":
+    elif item.type == MessageType.REVOKE:
         Message.objects.filter(wamid=item.target_wamid).update(revoked_at=moment)
 
 
 def catch_up_follow_ups(message):
     """Edits and deletions that arrived before the message they change (Meta promises no order)."""
-    later = list(Message.objects.filter(target_wamid=message.wamid, type__in=("edit", "revoke")).order_by("timestamp"))
+    later = list(Message.objects.filter(target_wamid=message.wamid, type__in=(MessageType.EDIT, MessageType.REVOKE))
+                 .order_by("timestamp"))
     for follow_up in later:
-        if follow_up.type == "edit":
+        if follow_up.type == MessageType.EDIT:
             message.text, message.edited_at = follow_up.text, follow_up.timestamp
         else:
             message.revoked_at = follow_up.timestamp
@@ -355,18 +282,11 @@ def catch_up_follow_ups(message):
                                                      revoked_at=message.revoked_at)
 
 
-def change_number(contact, new_wa_id):
-    if not (isinstance(new_wa_id, str) and new_wa_id.isdigit() and len(new_wa_id) <= WA_ID_MAX):
-        return  # not a phone number: keep the one we have
-    if not Contact.objects.filter(wa_id=new_wa_id).exists():
-        Contact.objects.filter(pk=contact.pk).update(wa_id=new_wa_id)
-
-
 def apply_echo(item, batch):
     """A message the business sent from the WhatsApp Business app (coexistence numbers)."""
     moment = item.timestamp or timezone.now()
     number = batch.number(item.phone_number_id, item.display_phone_number)
-    contact = upsert_contact(wa_id=item.to_wa_id, user_id=item.to_user_id, profile=None, moment=moment, inbound=False)
+    contact = contacts.upsert(wa_id=item.to_wa_id, user_id=item.to_user_id, profile=None, moment=moment, inbound=False)
     message = insert_message({
         "phone_number": number, "contact": contact, "direction": Message.Direction.OUT,
         "source": Message.Source.PHONE_APP, "type": item.type, "text": item.text, "payload": item.payload,
@@ -377,94 +297,10 @@ def apply_echo(item, batch):
         batch.counts["duplicates"] += 1
         return
     batch.counts["echoes"] += 1
-    apply_pending_statuses(message.wamid)
+    statuses.apply_pending(message.wamid)
 
 
 # --- Statuses --------------------------------------------------------------------------------
-
-
-def error_fields(errors):
-    if not isinstance(errors, list | tuple) or not errors or not isinstance(errors[0], dict):
-        return {}
-    first = errors[0]
-    details = first.get("error_data", {}).get("details", "") if isinstance(first.get("error_data"), dict) else ""
-    code = first.get("code")
-    return {
-        "error_code": code if isinstance(code, int) else None,
-        "error_title": str(first.get("title") or first.get("message") or "")[:255],
-        "error_details": str(details or first.get("message") or ""),
-    }
-
-
-def apply_status(item, batch):
-    if item.status not in STATUS_RANK or item.status in {"queued", "sending"}:
-        batch.counts["unsupported"] += 1
-        batch.unsupported.append(f"unknown status {item.status!r}")
-        return
-    moment = item.timestamp or timezone.now()
-    if not Message.objects.filter(wamid=item.wamid).exists() and not claim_wamid(item):
-        keep_pending_status(item, moment)
-        batch.counts["pending_statuses"] += 1
-        return
-    move_status(item.wamid, item.status, moment, item.errors, item.pricing)
-    batch.counts["statuses"] += 1
-
-
-def claim_wamid(item):
-    """Give the wamid to the message whose send had no answer (timeout, lost connection), found by
-    the `biz_opaque_callback_data` the sender put on it (`outbound`); True when one took it."""
-    tag = item.biz_opaque_callback_data
-    if not tag.startswith("hoz:") or not tag[4:].isdigit():
-        return False
-    unknown = Message.objects.filter(pk=int(tag[4:]), direction=Message.Direction.OUT, wamid__isnull=True)
-    try:
-        with transaction.atomic():
-            return unknown.update(wamid=item.wamid, error_title="", error_details="", claimed_at=None) == 1
-    except IntegrityError:
-        return False
-
-
-def keep_pending_status(item, moment):
-    """Keep a status whose message we do not know yet, and look again shortly.
-
-    The sender records a wamid right after Meta accepts the message, and Meta's status webhook
-    can beat that commit; neither transaction sees the other's row, so a delayed task (not only
-    this transaction) applies the status once the message is there.
-    """
-    try:
-        with transaction.atomic():
-            pending_status = PendingStatus.objects.create(**fit(PendingStatus, {
-                "wamid": item.wamid, "status": item.status, "timestamp": moment, "payload": item.raw}))
-    except IntegrityError:
-        return
-    # The task carries the row's id, not the wamid: a real wamid encodes the customer's number,
-    # and task rows outlive the customer's erasure until the retention purge.
-    tasks.schedule_pending_statuses(pending_status.pk)
-
-
-def move_status(wamid, status, moment, errors=(), pricing=None):
-    """Record `status` at `moment` for the message `wamid`, moving its status forward only."""
-    messages = Message.objects.filter(wamid=wamid)
-    # Each status keeps its first timestamp; a duplicate delivery changes nothing.
-    messages.update(**{f"{status}_at": Coalesce(F(f"{status}_at"), moment)})
-    lower = [name for name, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
-    messages.filter(status__in=lower).update(status=status)
-    if status == "failed" and errors:
-        messages.update(**fit(Message, error_fields(errors)))
-    if isinstance(pricing, dict) and pricing:
-        messages.filter(pricing_category="").update(
-            pricing_category=str(pricing.get("category", ""))[:32], pricing_type=str(pricing.get("type", ""))[:32]
-        )
-
-
-def apply_pending_statuses(wamid):
-    """Apply the statuses that arrived before the message `wamid` was known."""
-    pending = list(PendingStatus.objects.filter(wamid=wamid))
-    for status in pending:
-        payload = status.payload if isinstance(status.payload, dict) else {}
-        move_status(wamid, status.status, status.timestamp, payload.get("errors") or (), payload.get("pricing"))
-    PendingStatus.objects.filter(pk__in=[status.pk for status in pending]).delete()
-    return len(pending)
 
 
 # --- Account, templates, errors ---------------------------------------------------------------
@@ -529,7 +365,7 @@ def apply_unsupported(item, batch):
 APPLY = {
     parser.InboundMessage: apply_inbound,
     parser.EchoMessage: apply_echo,
-    parser.StatusUpdate: apply_status,
+    parser.StatusUpdate: statuses.apply_status,
     parser.TemplateStatusUpdate: apply_template_status,
     parser.TemplateCategoryUpdate: apply_template_category,
     parser.QualityUpdate: apply_quality,
@@ -537,3 +373,15 @@ APPLY = {
     parser.WebhookError: apply_error,
     parser.Unsupported: apply_unsupported,
 }
+
+
+@task()
+def mark_read(message_id):
+    """Blue ticks for the customer (cloud-api.md §7). A nicety: a failure is logged, not retried."""
+    message = Message.objects.select_related("phone_number").get(pk=message_id)
+    if not settings.WHATSAPP_ACCESS_TOKEN or not message.wamid:
+        return
+    try:
+        graph.mark_read(message.phone_number.phone_number_id, message.wamid)
+    except graph.GraphError as error:
+        logger.warning("could not mark message %s read: %s", message_id, error)

@@ -26,15 +26,24 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from . import api
-from .models import AccountEvent, Contact, IdempotencyKey, Message, Note, PendingStatus, Session, WebhookEvent
+from . import contacts, documents, statuses
+from .models import (
+    IDEMPOTENCY_TTL,
+    AccountEvent,
+    Contact,
+    IdempotencyKey,
+    Message,
+    Note,
+    PendingStatus,
+    Session,
+    WebhookEvent,
+)
 
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
-# An Idempotency-Key answer is replayed for 24 h (api.IDEMPOTENCY_TTL) and is dead weight after,
-# holding the number it was sent to: it goes after a day whatever the retention.
-IDEMPOTENCY_KEEP = api.IDEMPOTENCY_TTL
+# An Idempotency-Key answer is replayed for IDEMPOTENCY_TTL (a day) and is dead weight after,
+# holding the number it was sent to: it goes then, whatever the retention.
 
 
 # --- Export ------------------------------------------------------------------------------------
@@ -42,11 +51,7 @@ IDEMPOTENCY_KEEP = api.IDEMPOTENCY_TTL
 
 def export(contact):
     """The contract's contact export (the same document as `GET /chatbot/api/contacts/<wa_id>/`)."""
-    return api.contact_export(contact)
-
-
-# The contact a number (either Brazilian form) or a BSUID names, or None: the read API's look-up.
-find_contact = api.find_contact
+    return documents.contact_export(contact)
 
 
 # --- Anonymize ---------------------------------------------------------------------------------
@@ -54,7 +59,7 @@ find_contact = api.find_contact
 
 def identifiers(contact):
     """Every string that names the contact in Meta's payloads: the number in both Brazilian forms, the BSUID."""
-    names = set(api.phone_variants(contact.wa_id)) if contact.wa_id else set()
+    names = set(contacts.variants(contact.wa_id)) if contact.wa_id else set()
     if contact.user_id:
         names.add(contact.user_id)
     return names
@@ -194,7 +199,9 @@ def redact_tasks(names):
     """Background task rows that name the contact in their arguments or a failure's traceback
     (a wamid encodes the customer's number) are deleted: finished ones are only history, and a
     waiting one could only act on data just erased."""
-    rows = DBTaskResult.objects.filter(~Q(traceback="") | Q(task_path="chatbot.tasks.apply_pending_statuses"))
+    # Early statuses' tasks carried the wamid before they carried their row's id (and under the old path).
+    paths = [statuses.apply_pending_statuses.module_path, "chatbot.tasks.apply_pending_statuses"]
+    rows = DBTaskResult.objects.filter(~Q(traceback="") | Q(task_path__in=paths))
     doomed = [row.pk for row in rows.only("args_kwargs", "return_value", "traceback").iterator()
               if mentions([row.args_kwargs, row.return_value], names)
               or any(name in row.traceback for name in names)]
@@ -268,7 +275,7 @@ def purge(days=None, *, batch=BATCH, progress=None):
             result=WebhookEvent.Result.PENDING), None),
         ("tasks", finished_tasks.filter(finished_at__lt=cutoff), None),
         ("pending_statuses", PendingStatus.objects.filter(received_at__lt=cutoff), None),
-        ("idempotency_keys", IdempotencyKey.objects.filter(created_at__lt=max(cutoff, now - IDEMPOTENCY_KEEP)), None),
+        ("idempotency_keys", IdempotencyKey.objects.filter(created_at__lt=max(cutoff, now - IDEMPOTENCY_TTL)), None),
     ]
     counts = {"messages": 0, "media_files": 0}
     for key, queryset, delete in kinds:

@@ -17,16 +17,14 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django_tasks import task
 
-from . import graph
 from .models import Message
+from .whatsapp import graph
+from .whatsapp.vocabulary import MEDIA_KINDS, MEDIA_LIMITS, MediaKind
 
 logger = logging.getLogger(__name__)
 
-MB = 1024 * 1024
-# Meta's limits per media type (§8); a file over them is refused by Meta anyway.
-META_LIMITS = {"audio": 16 * MB, "document": 100 * MB, "image": 5 * MB, "sticker": 500 * 1024, "video": 16 * MB}
-MEDIA_TYPES = set(META_LIMITS)
 # Tried again after 1 min, 5 min, 30 min, 2 h and 12 h: well inside Meta's 7 days.
 RETRY_DELAYS = [60, 300, 1800, 7200, 43200]
 EXTENSIONS = {"audio/ogg": ".ogg", "audio/mpeg": ".mp3", "image/jpeg": ".jpg", "image/webp": ".webp",
@@ -72,11 +70,12 @@ def download_name(filename, fallback):
 
 
 class MediaRefused(Exception):
-    """A file we will not store or upload: HTTP status and a sentence for people."""
+    """A file we will not store or upload: a stable `code` (`missing_file`, `too_large`,
+    `type_not_allowed`, `meta_refused`) and a sentence for people."""
 
-    def __init__(self, status, message):
+    def __init__(self, code, message):
         super().__init__(message)
-        self.status, self.message = status, str(message)
+        self.code, self.message = code, str(message)
 
 
 def extension(mime_type, filename=""):
@@ -88,7 +87,7 @@ def extension(mime_type, filename=""):
 
 
 def size_limit(message_type):
-    return min(settings.MAX_FILE_SIZE, META_LIMITS.get(message_type, settings.MAX_FILE_SIZE))
+    return min(settings.MAX_FILE_SIZE, MEDIA_LIMITS.get(message_type, settings.MAX_FILE_SIZE))
 
 
 def download(message_id, attempt=0):
@@ -136,34 +135,47 @@ def unavailable(message, reason):
 def retry(message):
     """An operator asked to try again a customer's file that could not be downloaded: Meta keeps
     it for 7 days. False for anything else (a file already here, an outbound message)."""
-    from . import tasks
-
     if (message.direction != Message.Direction.IN or message.media_status != Message.MediaStatus.FAILED
             or not message.media_id or timezone.now() - message.timestamp > timedelta(days=7)):
         return False
     Message.objects.filter(pk=message.pk).update(media_status=Message.MediaStatus.PENDING)
-    tasks.download_media.enqueue(message.pk)
+    download_media.enqueue(message.pk)
     return True
 
 
 def upload(phone_number, uploaded):
     """Check an uploaded file and send it to Meta; returns the media id to send it by."""
     if uploaded is None:
-        raise MediaRefused(400, _("Send the file as multipart/form-data in the field \"file\"."))
+        raise MediaRefused("missing_file", _("Send the file as multipart/form-data in the field \"file\"."))
     if uploaded.size > settings.MAX_FILE_SIZE:
-        raise MediaRefused(413, _("The file is larger than %(limit)d bytes.") % {"limit": settings.MAX_FILE_SIZE})
+        raise MediaRefused("too_large", _("The file is larger than %(limit)d bytes.") % {
+            "limit": settings.MAX_FILE_SIZE})
     suffix = PurePath(uploaded.name or "").suffix.lower().lstrip(".")
     if suffix not in settings.ALLOWED_EXTENSIONS:
-        raise MediaRefused(400, _("Files of type .%(ext)s are not accepted; allowed: %(allowed)s.") % {
+        raise MediaRefused("type_not_allowed", _("Files of type .%(ext)s are not accepted; allowed: %(allowed)s.") % {
             "ext": suffix or "?", "allowed": ", ".join(settings.ALLOWED_EXTENSIONS)})
     mime_type = mimetypes.guess_type(uploaded.name)[0] or "application/octet-stream"
-    kind = mime_type.split("/")[0] if mime_type.split("/")[0] in MEDIA_TYPES else "document"
-    if uploaded.size > META_LIMITS[kind]:
-        raise MediaRefused(413, _("Meta accepts %(kind)s files up to %(limit)d bytes.") % {
-            "kind": kind, "limit": META_LIMITS[kind]})
+    kind = sending_kind(mime_type)
+    if uploaded.size > MEDIA_LIMITS[kind]:
+        raise MediaRefused("too_large", _("Meta accepts %(kind)s files up to %(limit)d bytes.") % {
+            "kind": kind, "limit": MEDIA_LIMITS[kind]})
     if not settings.WHATSAPP_ACCESS_TOKEN:
         return f"sandbox.{uuid.uuid4().hex}"
     try:
         return graph.upload_media(phone_number.phone_number_id, uploaded.read(), mime_type, uploaded.name)
     except graph.GraphError as error:
-        raise MediaRefused(502, _("Meta refused the file: %(reason)s") % {"reason": error.explanation}) from None
+        raise MediaRefused("meta_refused", _("Meta refused the file: %(reason)s") % {
+            "reason": error.explanation}) from None
+
+
+def sending_kind(mime_type):
+    """The message type a file of `mime_type` is sent as: its media kind, else a document."""
+    kind = MediaKind(mime_type.split("/")[0])
+    return kind if kind in MEDIA_KINDS - {MediaKind.STICKER} else MediaKind.DOCUMENT
+
+
+@task()
+def download_media(message_id, attempt=0):
+    delay = download(message_id, attempt)
+    if delay:
+        download_media.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue(message_id, attempt + 1)

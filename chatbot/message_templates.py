@@ -17,8 +17,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import graph
 from .models import Template
+from .whatsapp import graph
 
 logger = logging.getLogger(__name__)
 

@@ -6,6 +6,9 @@ be a dependency bigger than this file.
 
 import hoztech
 
+from .whatsapp.validation import CHECKS
+from .whatsapp.vocabulary import Status
+
 
 def _error(code_example, message_example, field=False):
     error = {
@@ -43,19 +46,8 @@ NOT_FOUND = _answer("Not found.", schema=_error("not_found", "No message with th
 def forbidden(scope):
     return _answer(f"The token lacks the scope `{scope}`.", schema=_error("forbidden_scope", "This token may not…"))
 
-MESSAGE_TYPES = [
-    "text",
-    "image",
-    "video",
-    "audio",
-    "document",
-    "sticker",
-    "location",
-    "contacts",
-    "interactive",
-    "template",
-    "reaction",
-]
+# What the send API takes: the types chatbot/whatsapp/validation.py checks.
+MESSAGE_TYPES = [str(kind) for kind in CHECKS]
 
 SCHEMA = {
     "openapi": "3.1.0",
@@ -222,7 +214,7 @@ SCHEMA = {
                     "reply_to": {"type": ["string", "null"]},
                     "status": {
                         "type": "string",
-                        "enum": ["received", "queued", "sending", "sent", "delivered", "read", "played", "failed"],
+                        "enum": [status.value for status in Status if status != Status.UNKNOWN],
                     },
                     "error": {
                         "type": ["object", "null"],

@@ -1,18 +1,22 @@
+"""Every URL of the product under /chatbot/: Meta's webhook and the health check (`views`), the
+integrators' API (`api`), and the operators' dashboard (`dashboard.views`)."""
+
 from django.urls import path
 
-from . import dashboard, views
+from . import api, views
+from .dashboard import views as dashboard
 
 app_name = "chatbot"
 
 urlpatterns = [
     path("webhook/", views.whatsapp_webhook, name="webhook"),
     path("health/", views.health, name="health"),
-    path("send/", views.send_message, name="send"),
-    path("api/messages/<int:message_id>/", views.message_detail, name="api-message"),
-    path("api/contacts/<str:wa_id>/", views.contact_detail, name="api-contact"),
-    path("api/schema/", views.api_schema, name="api-schema"),
-    path("media/", views.upload_media, name="media-upload"),
-    path("media/<int:message_id>/", views.media_file, name="media-file"),
+    path("send/", api.send_message, name="send"),
+    path("api/messages/<int:message_id>/", api.message_detail, name="api-message"),
+    path("api/contacts/<str:wa_id>/", api.contact_detail, name="api-contact"),
+    path("api/schema/", api.schema, name="api-schema"),
+    path("media/", api.upload_media, name="media-upload"),
+    path("media/<int:message_id>/", dashboard.media_file, name="media-file"),
     # The operators' dashboard (login required).
     path("dashboard/", dashboard.overview, name="dashboard"),
     path("dashboard/conversations/", dashboard.conversation_list, name="dashboard-conversations"),

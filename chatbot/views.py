@@ -1,23 +1,20 @@
+"""The endpoints machines call without a login: Meta's webhook (design.md, "Webhook") and the
+health check. The integrators' API is chatbot/api.py, the operators' pages chatbot/dashboard/."""
+
 import logging
 import time
-from functools import wraps
 
-from csp.constants import NONE
-from csp.decorators import csp
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import FileResponse, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
-from django.utils.translation import gettext as _
-from django.views.decorators.cache import cache_control, never_cache
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import api, inbound, media, openapi, parser, webhook
 from . import health as health_checks
-from .models import Message, Scope
-from .permissions import operator_required, visible
+from . import inbound
+from .whatsapp import parser, webhook
 
 logger = logging.getLogger("chatbot.webhook")
 
@@ -77,92 +74,3 @@ def refuse(status, reason):
 def health(request):
     report = health_checks.report()
     return JsonResponse(report, status=503 if report["status"] == "down" else 200)
-
-
-# --- Integrators' API (design.md, "Send API", "Read API") ---
-
-
-def api_view(scope):
-    """Bearer-token auth, per-token rate limit and the token's `scope` (403 without it); an
-    `api.ApiError` becomes its JSON answer."""
-
-    def decorator(view):
-        @csrf_exempt
-        @never_cache
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            try:
-                token = api.authenticate(request.headers.get("Authorization"), request.META.get("REMOTE_ADDR", ""))
-                api.require_scope(token, scope)
-                status, body = view(request, token, *args, **kwargs)
-            except api.ApiError as error:
-                response = JsonResponse(error.body(), status=error.status, json_dumps_params={"ensure_ascii": False})
-                for name, value in error.headers.items():
-                    response[name] = value
-                return response
-            return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
-
-        return wrapper
-
-    return decorator
-
-
-@require_http_methods(["POST"])
-@api_view(Scope.SEND)
-def send_message(request, token):
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        raise api.ApiError(413, "too_large", _("The request body is too large.")) from None
-    return api.send(token, body, request.headers.get("Idempotency-Key", ""))
-
-
-@require_GET
-@api_view(Scope.READ)
-def message_detail(request, token, message_id):
-    return 200, api.get_message(message_id)
-
-
-@require_GET
-@api_view(Scope.EXPORT)
-def contact_detail(request, token, wa_id):
-    return 200, api.get_contact(wa_id)
-
-
-@require_http_methods(["POST"])
-@api_view(Scope.SEND)
-def upload_media(request, token):
-    try:
-        uploaded = request.FILES.get("file")
-        number = api.sending_number(request.POST.get("phone_number_id"))
-        return 200, {"id": media.upload(number, uploaded)}
-    except RequestDataTooBig:
-        raise api.ApiError(413, "too_large", _("The file is larger than the upload limit.")) from None
-    except media.MediaRefused as refused:
-        raise api.ApiError(refused.status, "invalid_media", refused.message, field="file") from None
-
-
-@require_GET
-@operator_required
-@csp({"default-src": [NONE], "sandbox": [True]})
-def media_file(request, message_id):
-    """A stored media file, for logged-in operators only (customers' files are personal data).
-
-    The customer chose its bytes, its name and its declared type: only an allow-listed type is
-    shown inline, under our own Content-Type string; everything else downloads as octet-stream.
-    The sandbox policy keeps even a file a browser renders from running script in our origin."""
-    message = get_object_or_404(visible(Message.objects.all(), request.user, "session__"), pk=message_id,
-                                media_status=Message.MediaStatus.READY)
-    content_type, inline = media.served_type(message.media_mime_type)
-    filename = media.download_name(message.media_filename or message.media_file.name.rsplit("/", 1)[-1],
-                                   f"arquivo-{message.pk}")
-    response = FileResponse(message.media_file.open("rb"), content_type=content_type, as_attachment=not inline,
-                            filename=filename)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
-
-
-@require_GET
-def api_schema(request):
-    return JsonResponse(openapi.SCHEMA, json_dumps_params={"ensure_ascii": False})

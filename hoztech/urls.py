@@ -4,7 +4,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from chatbot.dashboard import ThrottledLoginView
+from chatbot.dashboard.logins import ThrottledLoginView
 
 
 def favicon(request):

@@ -3,7 +3,8 @@
 from django import template
 from django.utils.translation import gettext as _
 
-from chatbot import media, outbound, selectors
+from chatbot import media, outbox
+from chatbot.dashboard import selectors
 
 register = template.Library()
 
@@ -26,7 +27,7 @@ def duration(value):
 
 @register.filter
 def explanation(message):
-    return outbound.explanation(message)
+    return outbox.explanation(message)
 
 
 @register.filter

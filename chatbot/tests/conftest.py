@@ -32,13 +32,13 @@ def run_tasks(db):
     from django_tasks_db.management.commands.db_worker import Worker
     from django_tasks_db.models import DBTaskResult
 
-    from chatbot import inbound, outbound
+    from chatbot import inbound, outbox
 
     def run():
         inbound.drain(limit=None)
         # Inside a test's transaction nothing commits, so the on-commit turn never runs: the
         # conversation's safety-net task does the work, now rather than after its delay.
-        DBTaskResult.objects.filter(task_path="chatbot.tasks.handle_inbound_message").update(
+        DBTaskResult.objects.filter(task_path="chatbot.conversation.handle_inbound_message").update(
             run_after=timezone.now()
         )
         # The worker closes "old" connections between tasks; inside a test's transaction that
@@ -48,7 +48,7 @@ def run_tasks(db):
                 queue_names=["*"], interval=0, batch=True, backend_name="default", startup_delay=False,
                 max_tasks=None, worker_id="test-worker", excluded_queue_names=[],
             ).run()
-        while outbound.drain():
+        while outbox.drain():
             pass
 
     return run

@@ -201,6 +201,7 @@ class FakeGraph:
         self._instance = secrets.token_hex(4).upper()
         self._lock = threading.Lock()
         self._connections = set()
+        self.connections_seen = 0  # connections opened by clients, over the fake's life
         self._server = None
         self.url = None
 
@@ -530,6 +531,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.fake._lock:
             self.server.fake._connections.add(self.connection)
+            self.server.fake.connections_seen += 1
 
     def finish(self):
         with self.server.fake._lock:

@@ -7,8 +7,9 @@ from unittest import mock
 
 from django.db import connection
 
-from chatbot import inbound, parser
-from chatbot.webhook import sign
+from chatbot import inbound
+from chatbot.whatsapp import parser
+from chatbot.whatsapp.webhook import sign
 
 PAYLOADS = Path(__file__).parent / "payloads"
 

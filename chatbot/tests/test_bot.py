@@ -35,8 +35,10 @@ def config(**overrides):
 
 
 def turn(text="", choice="", state=None, now=MONDAY_NOON, new_session=False, **fields):
-    return bot.Turn(text=text, choice=choice, state=state if state is not None else {"greeted": True}, now=now,
-                    new_session=new_session, name="Maria", **fields)
+    """A turn; `state` a BotState, or a dict as stored on the session."""
+    state = {"greeted": True} if state is None else state
+    return bot.Turn(text=text, choice=choice, state=bot.BotState.load(state) if isinstance(state, dict) else state,
+                    now=now, new_session=new_session, name="Maria", **fields)
 
 
 def bodies(decision):
@@ -131,7 +133,7 @@ def test_opt_out_not_confirmed_is_a_normal_message():
     asked = bot.decide(turn("sair"), config())
     decision = bot.decide(turn("menu", state=asked.state), config())
     assert decision.opt_out is None and bodies(decision) == ["Escolha:"]
-    assert "confirm" not in decision.state
+    assert decision.state.confirm == ""
 
 
 def test_opting_back_in():
@@ -140,13 +142,13 @@ def test_opting_back_in():
 
 def test_a_flow_asks_keeps_the_answer_and_offers_options():
     started = bot.decide(turn("Rastrear pedido", state={"greeted": True, "menu": True}), config())
-    assert bodies(started) == ["Qual o número do pedido?"] and started.state["step"] == 10
+    assert bodies(started) == ["Qual o número do pedido?"] and started.state.step == 10
     answered = bot.decide(turn("#4521", state=started.state), config())
-    assert answered.state["answers"] == {"pedido": "#4521"}
+    assert answered.answers == {"pedido": "#4521"}
     assert bodies(answered) == ["Obrigado! Algo mais?"]
     assert answered.replies[0]["interactive"]["type"] == "button"
     closed = bot.decide(turn("", choice="o2", state=answered.state), config())
-    assert closed.close and "step" not in closed.state
+    assert closed.close and closed.state.step is None
 
 
 def test_keyword_rules_match_without_case_or_accents():
@@ -178,10 +180,19 @@ def test_owner_texts_with_unknown_braces_are_left_alone():
 
 
 def test_every_reply_passes_metas_limits():
-    from chatbot import validation
+    from chatbot.whatsapp import validation
 
     long_titles = tuple(bot.Option(f"d{i}", "Departamento com nome longo " + str(i), "handoff", i) for i in range(12))
     for decision in [bot.decide(turn("oi", new_session=True), config(menu=long_titles)),
                      bot.decide(turn("x", state={"greeted": True, "misses": 5}), config())]:
         for reply in decision.replies:
             validation.clean_message({"to": "5511987654321", **reply})
+
+
+def test_the_state_loads_whatever_is_stored_and_dumps_only_what_differs():
+    assert bot.BotState.load(None) == bot.BotState()
+    assert bot.BotState.load({"greeted": True, "step": True, "misses": "2", "menu": 1, "other": 5}) == \
+        bot.BotState(greeted=True)
+    state = bot.BotState(greeted=True, step=10, confirm="opt_out")
+    assert state.dump() == {"greeted": True, "step": 10, "confirm": "opt_out"}
+    assert bot.BotState.load(state.dump()) == state

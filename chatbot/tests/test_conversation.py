@@ -10,7 +10,7 @@ from django.utils import timezone
 from chatbot import conversation
 from chatbot.models import BotSettings, BusinessHours, Contact, Department, Message, Session
 from chatbot.tests.helpers import post_signed
-from chatbot.webhook import customer_message
+from chatbot.whatsapp.webhook import customer_message
 
 pytestmark = pytest.mark.django_db
 
@@ -148,8 +148,8 @@ def test_messages_handled_out_of_order_are_answered_in_order(client, says, fake_
     with mock.patch("chatbot.conversation.follow_up"):  # stored, not yet answered
         inbound.drain()
     second, first = Message.objects.filter(direction="in").order_by("-timestamp", "-pk")
-    conversation.handle_inbound(second.pk)  # the later message's task ran first
-    conversation.handle_inbound(first.pk)  # a no-op: answered in that turn, in order
+    conversation.handle_inbound_message.call(second.pk)  # the later message's task ran first
+    conversation.handle_inbound_message.call(first.pk)  # a no-op: answered in that turn, in order
     run_tasks()
     assert [replied(sent) for sent in fake_graph.sent()] == [
         "Olá, Maria! 👋 Bem-vindo(a) ao nosso atendimento.", "Como podemos ajudar? Escolha uma opção:",
@@ -171,7 +171,7 @@ def test_a_first_turn_costs_a_bounded_number_of_queries(client, says, fake_graph
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from chatbot import inbound, outbound
+    from chatbot import inbound, outbox
 
     says("oi", wa_id="5511900000001")  # configuration and business number read once per process
     body = customer_message(phone_number_id=PNID, wa_id="5511900000002", name="Ana", wamid="wamid.COST", text="oi")
@@ -180,7 +180,7 @@ def test_a_first_turn_costs_a_bounded_number_of_queries(client, says, fake_graph
     with CaptureQueriesContext(connection) as applying:
         assert inbound.drain(limit=1) == 1
     with CaptureQueriesContext(connection) as sending:
-        assert outbound.drain() == 2
+        assert outbox.drain() == 2
 
     assert [replied(sent) for sent in fake_graph.sent()[-2:]] == [
         "Olá, Ana! 👋 Bem-vindo(a) ao nosso atendimento.", "Como podemos ajudar? Escolha uma opção:"]
@@ -209,6 +209,27 @@ def test_the_bot_answers_whatever_shape_a_message_comes_in(client, run_tasks, me
     assert post_signed(client, json.dumps(body).encode()).status_code == 200
     run_tasks()
     # The turn ran where the message was applied: no safety-net task was left for a failed one.
-    assert not DBTaskResult.objects.filter(task_path="chatbot.tasks.handle_inbound_message").exists()
+    assert not DBTaskResult.objects.filter(task_path="chatbot.conversation.handle_inbound_message").exists()
     stored = Message.objects.get(wamid="wamid.F1")
     assert Message.objects.filter(session=stored.session, direction="out", source="bot").exists()
+
+
+def test_the_answers_a_flow_collects_are_shown_to_operators(says, client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    from chatbot.dashboard.permissions import OPERATORS_GROUP
+    from chatbot.models import Flow, FlowOption, FlowStep
+
+    flow = Flow.objects.create(name="Pedidos", menu_title="Rastrear pedido")
+    ask = FlowStep.objects.create(flow=flow, name="Número", text="Qual o número do pedido?", save_as="pedido")
+    FlowOption.objects.create(step=ask, title="Falar com atendente", action="handoff")
+    Flow.objects.filter(pk=flow.pk).update(first_step=ask)
+    says("oi")
+    says("Rastrear pedido")
+    says("#4521")
+    assert session().data == {"pedido": "#4521"}
+    operator = django_user_model.objects.create_user("ana")
+    operator.groups.add(Group.objects.get_or_create(name=OPERATORS_GROUP)[0])
+    client.force_login(operator)
+    page = client.get(f"/chatbot/dashboard/conversations/{session().pk}/").content.decode()
+    assert "<dt>pedido</dt><dd>#4521</dd>" in page

@@ -9,7 +9,7 @@ from django.test import Client
 from chatbot import conversation, inbound
 from chatbot.models import Department, Message, Session
 from chatbot.tests.helpers import concurrently, post_signed
-from chatbot.webhook import customer_message
+from chatbot.whatsapp.webhook import customer_message
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -31,7 +31,7 @@ def test_two_racing_messages_get_one_turn_each_in_order(run):
         inbound.drain()
     incoming = list(Message.objects.filter(direction="in").order_by("pk").values_list("pk", flat=True))
 
-    concurrently(conversation.handle_inbound, list(reversed(incoming)))
+    concurrently(conversation.handle_inbound_message.call, list(reversed(incoming)))
 
     replies = list(Message.objects.filter(direction="out").order_by("pk").values_list("text", flat=True))
     assert replies[0].startswith("Olá, Maria!")  # "oi" answered first: greeting and menu,

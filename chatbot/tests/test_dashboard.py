@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from chatbot.dashboard.selectors import THREAD_PAGE
 from chatbot.management.commands.bootstrap import OPERATORS_GROUP
 from chatbot.models import (
     CannedReply,
@@ -24,7 +25,6 @@ from chatbot.models import (
     Template,
     WebhookEvent,
 )
-from chatbot.selectors import THREAD_PAGE
 
 from .helpers import payload_bytes, post_signed
 

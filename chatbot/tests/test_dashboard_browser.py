@@ -8,8 +8,8 @@ import pytest
 import requests
 from django.utils import timezone
 
-from chatbot import webhook
 from chatbot.models import Contact, Message, PhoneNumber, Session, Template
+from chatbot.whatsapp import webhook
 
 WA_ID = "5511987654321"
 XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>"

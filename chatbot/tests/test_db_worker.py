@@ -4,9 +4,9 @@ from unittest import mock
 import pytest
 from django.core.management import call_command
 
-from chatbot.management.commands.db_worker import Inbox
 from chatbot.models import Message, Session, WebhookEvent, WorkerBeat
 from chatbot.tests.helpers import payload_bytes, post_signed
+from chatbot.worker import Inbox
 
 
 def wait_for(condition, seconds=30):
@@ -60,13 +60,13 @@ def test_inbox_thread_survives_a_database_error(client):
 def test_outbox_thread_sends_queued_messages(fake_graph):
     from django.utils import timezone
 
-    from chatbot import outbound
-    from chatbot.management.commands.db_worker import Outbox
+    from chatbot import sending
     from chatbot.models import Contact, PhoneNumber
+    from chatbot.worker import Outbox
 
     customer = Contact.objects.create(wa_id="5511987654321", last_inbound_at=timezone.now())
-    message = outbound.queue(phone_number=PhoneNumber.objects.default(), contact=customer,
-                             message={"type": "text", "text": {"body": "Oi"}}, source=Message.Source.BOT)
+    message = sending.queue(phone_number=PhoneNumber.objects.default(), contact=customer,
+                            message={"type": "text", "text": {"body": "Oi"}}, source=Message.Source.BOT)
     outbox = Outbox()
     outbox.start()
     try:
@@ -83,15 +83,15 @@ def test_the_task_loop_outlives_a_database_restart(monkeypatch):
     from django.db import OperationalError
     from django_tasks_db.management.commands.db_worker import Worker
 
-    from chatbot.management.commands import db_worker
+    from chatbot import worker
 
-    monkeypatch.setattr(db_worker, "RESTART_SECONDS", 0)
-    monkeypatch.setattr(db_worker, "Inbox", mock.Mock())
-    monkeypatch.setattr(db_worker, "Outbox", mock.Mock())
-    monkeypatch.setattr(db_worker.atexit, "register", mock.Mock())
+    monkeypatch.setattr(worker, "RESTART_SECONDS", 0)
+    monkeypatch.setattr(worker, "Inbox", mock.Mock())
+    monkeypatch.setattr(worker, "Outbox", mock.Mock())
+    monkeypatch.setattr(worker.atexit, "register", mock.Mock())
     runs = mock.Mock(side_effect=[OperationalError("terminating connection due to administrator command"), None])
     monkeypatch.setattr(Worker, "run", runs)
     with mock.patch.object(Worker, "configure_signals"):
         call_command("db_worker", "--no-reload", "--no-startup-delay", "--queue-name", "*", verbosity=0)
     assert runs.call_count == 2
-    assert db_worker.Inbox.return_value.start.call_count == 1  # the threads are not started twice
+    assert worker.Inbox.return_value.start.call_count == 1  # the threads are not started twice

@@ -18,9 +18,10 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chatbot import inbound, parser, validation
+from chatbot import inbound
 from chatbot.models import ApiToken, Contact, Message, WebhookEvent
 from chatbot.tests.helpers import PAYLOADS, post_signed
+from chatbot.whatsapp import parser, validation
 
 SUITE = settings(
     derandomize=True, database=None, deadline=None, max_examples=200, print_blob=False,
@@ -419,7 +420,7 @@ def test_every_accepted_message_is_applied_and_answered_whatever_the_seed(seed, 
     with_seed(seed, 80, st.builds(encode, customer_messages()), one)
     # A turn that raised is logged and leaves the conversation's safety-net task behind.
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
-    assert not DBTaskResult.objects.filter(task_path="chatbot.tasks.handle_inbound_message").exists()
+    assert not DBTaskResult.objects.filter(task_path="chatbot.conversation.handle_inbound_message").exists()
 
 
 # --- (d) The send API, random JSON with a valid token ----------------------------------------------

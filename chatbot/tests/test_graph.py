@@ -5,8 +5,8 @@ import socket
 
 import pytest
 
-from chatbot import graph
-from chatbot.graph import GraphError
+from chatbot.whatsapp import graph
+from chatbot.whatsapp.graph import GraphError
 
 PNID = "106540352242922"
 WABA = "102290129340398"
@@ -196,15 +196,30 @@ def test_a_connection_the_server_closed_is_replaced_before_sending(fake_graph):
     assert wamid in fake_graph.wamids
 
 
-def test_sends_go_through_requests_when_a_proxy_applies(fake_graph, monkeypatch):
-    monkeypatch.setattr(graph._session, "proxies", {"http": "http://127.0.0.1:9"})
-    monkeypatch.setattr(graph, "_targets", {})
+def test_calls_go_through_the_proxy_of_the_environment(fake_graph, monkeypatch, settings):
+    # The fake stands in for the proxy: a plain-HTTP request through a proxy names the whole URL.
+    monkeypatch.setattr(graph, "PROXIES", {"http": f"http://user:secret@{fake_graph.url.removeprefix('http://')}"})
+    monkeypatch.setattr(graph.urllib.request, "proxy_bypass", lambda host: False)
+    settings.WHATSAPP_GRAPH_URL = "http://graph.example.invalid"
+
+    graph.phone_number(PNID)
+
+    request = fake_graph.requests[-1]
+    assert (request.path, request.headers["Host"]) == (f"/v25.0/{PNID}", "graph.example.invalid")
+    assert request.headers["Proxy-Authorization"] == "Basic dXNlcjpzZWNyZXQ="  # user:secret
+
+
+def test_a_refused_proxy_has_not_sent(fake_graph, monkeypatch):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        closed_port = listener.getsockname()[1]
+    monkeypatch.setattr(graph, "PROXIES", {"http": f"http://127.0.0.1:{closed_port}"})
     monkeypatch.setattr(graph.urllib.request, "proxy_bypass", lambda host: False)
 
     with pytest.raises(GraphError) as caught:
         graph.send_message(PNID, TEXT)
 
-    assert isinstance(caught.value.__cause__, graph.requests.ConnectionError)  # refused by the "proxy"
+    assert (caught.value.retry, caught.value.sent_unknown) == (True, False)
     assert fake_graph.sent() == []
 
 
@@ -261,6 +276,16 @@ def test_a_download_cut_midway_can_be_retried(fake_graph):
     assert caught.value.retry is True
 
 
+@pytest.mark.parametrize("url", ["http://lookaside.fbsbx.com/whatsapp/1", "https://127.0.0.1/media/1",
+                                 "https://localhost/x", "https://169.254.169.254/latest/meta-data/",
+                                 "https://[::1]/x", "file:///etc/passwd", "https://10.1.2.3/x"])
+def test_a_media_url_is_fetched_only_from_meta_or_a_public_https_host(fake_graph, url):
+    with pytest.raises(GraphError):
+        graph.download_media(url, max_bytes=1000)
+
+    assert fake_graph.requests == []
+
+
 def test_media_info_of_unknown_media_is_an_error(fake_graph):
     with pytest.raises(GraphError) as caught:
         graph.media_info("999")
@@ -310,12 +335,9 @@ def test_subscribed_apps(fake_graph):
     assert fake_graph.requests[-1].path == f"/v25.0/{WABA}/subscribed_apps"
 
 
-def test_a_response_hook_on_the_session_sees_sends_too(fake_graph):
-    seen = []
-    graph._session.hooks["response"].append(lambda response, *args, **kwargs: seen.append(response.request.url))
-    try:
+def test_each_thread_keeps_one_connection_per_host(fake_graph):
+    for _ in range(3):
         graph.send_message(PNID, TEXT)
-    finally:
-        graph._session.hooks["response"].pop()
+        graph.phone_number(PNID)
 
-    assert seen == [f"{fake_graph.url}/v25.0/{PNID}/messages"]
+    assert fake_graph.connections_seen == 1

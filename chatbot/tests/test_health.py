@@ -6,7 +6,7 @@ from django.db import OperationalError
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from chatbot import health, outbound
+from chatbot import health, outbox
 from chatbot.models import Contact, Message, PhoneNumber, WebhookEvent, WorkerBeat
 
 pytestmark = pytest.mark.django_db
@@ -145,7 +145,7 @@ def test_a_sandbox_send_says_nothing_about_the_token(client, settings):
 def test_token_checked_by_the_command_is_ok_and_a_refusal_wins(client, settings):
     settings.WHATSAPP_ACCESS_TOKEN = "EAAGsecretTOKEN123"
     number = PhoneNumber.objects.default()
-    PhoneNumber.objects.filter(pk=number.pk).update(token_fingerprint=outbound.token_fingerprint())
+    PhoneNumber.objects.filter(pk=number.pk).update(token_fingerprint=outbox.token_fingerprint())
     assert client.get(URL).json()["checks"]["whatsapp"]["token"] == "ok"
     PhoneNumber.objects.filter(pk=number.pk).update(token_invalid_at=timezone.now())
     health.forget()

@@ -12,7 +12,7 @@ from django_tasks_db.models import DBTaskResult
 from chatbot import inbound
 from chatbot.models import AccountEvent, Contact, Message, PendingStatus, PhoneNumber, Session, Template, WebhookEvent
 from chatbot.tests.helpers import load_payload, payload_bytes, post_signed
-from chatbot.webhook import customer_message
+from chatbot.whatsapp.webhook import customer_message
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def deliver(client, run_tasks):
 
 
 def inbound_tasks():
-    return DBTaskResult.objects.filter(task_path="chatbot.tasks.handle_inbound_message")
+    return DBTaskResult.objects.filter(task_path="chatbot.conversation.handle_inbound_message")
 
 
 def handled():
@@ -152,7 +152,7 @@ def test_media_is_recorded_for_download(client, name):
     assert message.media_id == media["id"]
     assert message.media_mime_type == media["mime_type"]
     assert message.media_status == "pending"
-    download = DBTaskResult.objects.get(task_path="chatbot.tasks.download_media")
+    download = DBTaskResult.objects.get(task_path="chatbot.media.download_media")
     assert download.args_kwargs["args"] == [message.pk]
     assert message.payload == media
     assert message.text == media.get("caption", "")

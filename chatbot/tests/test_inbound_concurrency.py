@@ -30,7 +30,7 @@ def test_three_concurrent_deliveries_store_one_message_and_one_task():
     assert Message.objects.filter(direction="in").count() == 1
     assert Contact.objects.count() == 1
     assert Message.objects.filter(direction="in", session__isnull=False).count() == 1
-    assert DBTaskResult.objects.filter(task_path="chatbot.tasks.handle_inbound_message").count() == 0
+    assert DBTaskResult.objects.filter(task_path="chatbot.conversation.handle_inbound_message").count() == 0
 
 
 def test_concurrent_batches_store_each_message_once():
@@ -38,4 +38,4 @@ def test_concurrent_batches_store_each_message_once():
     wamids = list(Message.objects.filter(direction="in").values_list("wamid", flat=True))
     assert len(wamids) == len(set(wamids)) > 0
     assert Message.objects.filter(direction="in", session__isnull=False).count() == len(wamids)
-    assert DBTaskResult.objects.filter(task_path="chatbot.tasks.handle_inbound_message").count() == 0
+    assert DBTaskResult.objects.filter(task_path="chatbot.conversation.handle_inbound_message").count() == 0

@@ -14,7 +14,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from chatbot import api, lgpd, webhook
+from chatbot import contacts, lgpd
 from chatbot.models import (
     ApiToken,
     Contact,
@@ -26,6 +26,7 @@ from chatbot.models import (
     WebhookEvent,
 )
 from chatbot.tests.helpers import payload_bytes, post_signed, stored_files
+from chatbot.whatsapp import webhook
 
 pytestmark = pytest.mark.django_db
 
@@ -137,12 +138,13 @@ def spread_everywhere(maria, client, admin_client, fake_graph, run_tasks):
     assert Note.objects.filter(session=session).exists()
     wamid = maria.messages.filter(direction="in").exclude(wamid=None).first().wamid
     # Early statuses: one task queued by this version (the row's id), one by an earlier one (the wamid).
-    from chatbot import inbound, parser
+    from chatbot import statuses
+    from chatbot.whatsapp import parser
     status = parser.StatusUpdate(phone_number_id=PNID, wamid="wamid.HBgNNTUxMTk4NzY1NDMyMRUCABEYEkZPUk1FUg==",
                                  status="read", timestamp=timezone.now(), recipient_id=NUMBER, recipient_user_id="",
                                  errors=[], pricing={}, conversation={}, biz_opaque_callback_data="",
                                  raw={"recipient_id": NUMBER})
-    inbound.keep_pending_status(status, timezone.now())
+    statuses.keep_pending_status(status, timezone.now())
     tasks.apply_pending_statuses.enqueue(wamid, 0)
     DBTaskResult.objects.create(args_kwargs={"args": [1], "kwargs": {}}, task_path="chatbot.tasks.mark_read",
                                 backend_name="default", run_after=timezone.now(), status="FAILED",
@@ -205,12 +207,11 @@ def test_other_customers_in_the_same_webhook_are_kept(maria):
 def test_the_number_no_longer_finds_the_contact(maria, client):
     lgpd.anonymize(maria)
 
-    assert lgpd.find_contact(NUMBER) is None
-    assert lgpd.find_contact("551187654321") is None  # the other Brazilian form
-    with pytest.raises(api.ApiError):
-        api.get_contact(NUMBER)
+    assert contacts.find(NUMBER) is None
+    assert contacts.find("551187654321") is None  # the other Brazilian form
+    assert contacts.find(NUMBER) is None  # nor does the API, which looks it up the same way
     # A new message from the number is a new customer, with nothing of the old one.
-    fresh = api.contact_for(NUMBER)
+    fresh = contacts.for_recipient(NUMBER)
     assert fresh.pk != maria.pk and fresh.messages.count() == 0
 
 

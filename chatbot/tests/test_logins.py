@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from chatbot import logins
+from chatbot.dashboard import logins
 from chatbot.models import RateLimit
 
 pytestmark = pytest.mark.django_db

@@ -1,5 +1,6 @@
 """Logging: secrets redacted from every record, a request id on every line, JSON lines on demand."""
 
+import http.client
 import json
 import logging
 import os
@@ -7,11 +8,12 @@ import subprocess
 import sys
 from io import StringIO
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.conf import settings as django_settings
 
-from chatbot import logs, outbound
+from chatbot import logs, outbox
 from chatbot.models import Contact, Message, PhoneNumber
 from chatbot.tests.helpers import payload_bytes
 
@@ -79,29 +81,32 @@ def test_a_log_captured_during_a_send_contains_no_token(fake_graph, settings):
     contact = Contact.objects.create(wa_id="5511987654321")
     message = Message.objects.create(phone_number=PhoneNumber.objects.default(), contact=contact, direction="out",
                                      source="api", type="text", text="Oi", payload={"body": "Oi"}, status="queued")
-    graph_logger = logging.getLogger("chatbot.graph")
+    graph_logger = logging.getLogger("chatbot.whatsapp.graph")
+    send = http.client.HTTPConnection.request
 
-    # What a developer's debugging hook would log: the request headers, and Meta's refusal in full.
-    def log_headers(response, *args, **kwargs):
-        graph_logger.debug("sent %s with headers %s", response.request.url, dict(response.request.headers))
+    # What a developer's debugging patch would log: the request headers, and Meta's refusal in full.
+    def log_headers(connection, method, url, body=None, headers=None, **kwargs):
+        graph_logger.debug("sent %s %s with headers %s", method, url, headers)
+        return send(connection, method, url, body, headers or {}, **kwargs)
 
-    from chatbot import graph
+    from chatbot.whatsapp import graph
 
-    stop = capture("chatbot", "urllib3", "django")
-    graph._session.hooks["response"].append(log_headers)
+    stop = capture("chatbot", "django")
+    patch = mock.patch.object(http.client.HTTPConnection, "request", log_headers)
+    patch.start()
     try:
-        outbound.drain()
+        outbox.drain()
         fake_graph.fail_next(code=190, http_status=401)
         queued = Message.objects.create(phone_number=message.phone_number, contact=contact, direction="out",
                                         source="api", type="text", text="Oi", payload={"body": "Oi"},
                                         status="queued")
-        outbound.drain()
+        outbox.drain()
         try:
             raise graph.GraphError(f"Meta refused Bearer {TOKEN}")
         except graph.GraphError:
-            logging.getLogger("chatbot.outbound").exception("send failed with token %s", TOKEN)
+            logging.getLogger("chatbot.outbox").exception("send failed with token %s", TOKEN)
     finally:
-        graph._session.hooks["response"].remove(log_headers)
+        patch.stop()
         output = stop()
     assert Message.objects.get(pk=message.pk).status == "sent"
     assert Message.objects.get(pk=queued.pk).status == "queued"  # paused on the refused token

@@ -29,7 +29,7 @@ def image_message(client, fake_graph, run_tasks):
 def run_tasks_without_download(run_tasks):
     from unittest import mock
 
-    with mock.patch("chatbot.tasks.media.download", return_value=None):
+    with mock.patch("chatbot.media.download", return_value=None):
         run_tasks()
 
 
@@ -179,7 +179,8 @@ def test_a_download_that_replaces_a_file_deletes_the_old_one(image_message):
 
 
 def test_a_download_finishing_after_the_contact_was_erased_keeps_no_file(image_message):
-    from chatbot import graph, lgpd, media
+    from chatbot import lgpd, media
+    from chatbot.whatsapp import graph
 
     real = graph.download_media
 

@@ -5,8 +5,9 @@ from unittest import mock
 import pytest
 from django.utils import translation
 
-from chatbot import graph, message_templates
+from chatbot import message_templates
 from chatbot.models import Template
+from chatbot.whatsapp import graph
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +74,7 @@ def test_a_failure_halfway_changes_nothing(fake_graph):
         yield meta_template(0)
         raise graph.GraphError("connection to Meta failed", retry=True)
 
-    with mock.patch("chatbot.graph.list_templates", broken), pytest.raises(message_templates.SyncError):
+    with mock.patch("chatbot.whatsapp.graph.list_templates", broken), pytest.raises(message_templates.SyncError):
         message_templates.sync()
 
     assert list(Template.objects.values_list("name", "status")) == [("antigo", "APPROVED")]

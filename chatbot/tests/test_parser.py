@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chatbot import parser
 from chatbot.tests.helpers import PAYLOADS, load_payload, payload_bytes
+from chatbot.whatsapp import parser
 
 ALL_PAYLOADS = sorted(path.stem for path in PAYLOADS.glob("*.json"))
 

@@ -7,8 +7,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from chatbot.dashboard.permissions import OPERATORS_GROUP
 from chatbot.models import Contact, Department, Message, Note, PhoneNumber, Session
-from chatbot.permissions import OPERATORS_GROUP
 
 pytestmark = pytest.mark.django_db
 

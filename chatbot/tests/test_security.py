@@ -17,7 +17,7 @@ from django.utils import timezone
 from chatbot.management.commands.bootstrap import OPERATORS_GROUP
 from chatbot.models import ApiToken, Contact, Message, Note, PhoneNumber, Session, WebhookEvent
 from chatbot.tests.helpers import load_payload, payload_bytes, post_signed
-from chatbot.webhook import sign
+from chatbot.whatsapp.webhook import sign
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,5 @@
-"""Background tasks (chatbot/tasks.py) that call Meta, against the fake Graph API."""
+"""Background tasks that call Meta, against the fake Graph API; and task rows queued under the
+tasks' old paths (chatbot/tasks.py) still run."""
 
 import pytest
 
@@ -40,5 +41,20 @@ def test_no_read_receipt_in_sandbox_mode(client, run_tasks, settings):
 def test_a_refused_read_receipt_is_only_logged(client, fake_graph, caplog):
     message = receive(client)
     fake_graph.fail_next(code=131000, http_status=500)
-    tasks.mark_read.call(message.pk)
+    inbound.mark_read.call(message.pk)
     assert "could not mark message" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["handle_inbound_message", "mark_read", "download_media", "apply_pending_statuses"])
+def test_rows_queued_under_the_old_paths_still_run(client, fake_graph, run_tasks, name):
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    message = receive(client)
+    arguments = {"apply_pending_statuses": [message.wamid, 5]}.get(name, [message.pk])
+    row = DBTaskResult.objects.create(task_path=f"chatbot.tasks.{name}", args_kwargs={"args": arguments, "kwargs": {}},
+                                      backend_name="default", queue_name="default", run_after=timezone.now())
+    assert row.task.func is getattr(tasks, name).func  # the task declared beside its function
+    run_tasks()
+    row.refresh_from_db()
+    assert row.status == "SUCCESSFUL", row.traceback

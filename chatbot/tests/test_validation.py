@@ -1,7 +1,7 @@
 import pytest
 from django.utils import translation
 
-from chatbot.validation import (
+from chatbot.whatsapp.validation import (
     InvalidMessage,
     check_template_parameters,
     clean_message,

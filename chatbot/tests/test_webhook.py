@@ -11,7 +11,7 @@ from django_tasks_db.models import DBTaskResult
 
 from chatbot.models import Message, WebhookEvent
 from chatbot.tests.helpers import failing_apply, load_payload, payload_bytes, post_signed
-from chatbot.webhook import sign
+from chatbot.whatsapp.webhook import sign
 
 URL = "/chatbot/webhook/"
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from django.db import OperationalError
 from django.utils import timezone, translation
 
-from chatbot import health, outbound
+from chatbot import health, outbox
 from chatbot.management.commands.whatsapp_chatbot import Command
 from chatbot.models import ApiToken, Contact, Message, PhoneNumber, Template, WebhookEvent, WorkerBeat
 from chatbot.tests.helpers import failing_apply, payload_bytes, post_signed
@@ -83,8 +83,8 @@ def test_unknown_subcommand_is_refused():
 
 @pytest.mark.django_db(transaction=True)
 def test_simulate_plays_the_customer_and_prints_the_bots_answers(live_server, settings):
-    from chatbot.management.commands.db_worker import Inbox
     from chatbot.models import Department
+    from chatbot.worker import Inbox
 
     settings.WHATSAPP_ACCESS_TOKEN = ""
     Department.objects.create(name="Vendas", position=1)
@@ -243,7 +243,7 @@ def test_check_with_a_refused_token_stops_there(fake_graph):
     assert output.splitlines()[0].startswith("✗ Access token: Meta refused it (190)")
     assert "Subscribed apps" not in output
     assert error.returncode == 1
-    assert outbound.token_refused()  # health says "invalid" until the token works again
+    assert outbox.token_refused()  # health says "invalid" until the token works again
 
 
 def test_check_against_something_that_is_not_meta(fake_graph, settings):
@@ -355,7 +355,7 @@ def test_anonymize_contact_asks_first(maria):
 
 
 def test_a_database_failure_is_one_line_not_a_traceback():
-    with mock.patch("chatbot.lgpd.find_contact", side_effect=OperationalError("server closed the connection\nx")):
+    with mock.patch("chatbot.contacts.find", side_effect=OperationalError("server closed the connection\nx")):
         _output, error = failing("export-contact", "5511987654321")
     assert str(error) == "The database does not answer: server closed the connection"
 
@@ -363,8 +363,8 @@ def test_a_database_failure_is_one_line_not_a_traceback():
 def test_token_pause_ends_when_check_finds_the_token_working(fake_graph):
     number = PhoneNumber.objects.default()
     PhoneNumber.objects.filter(pk=number.pk).update(token_invalid_at=timezone.now(),
-                                                    token_fingerprint=outbound.token_fingerprint())
-    assert outbound.token_refused()
+                                                    token_fingerprint=outbox.token_fingerprint())
+    assert outbox.token_refused()
     fake_graph.templates = []
     run("check")
-    assert not outbound.token_refused()
+    assert not outbox.token_refused()

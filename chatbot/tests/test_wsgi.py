@@ -6,7 +6,7 @@ import pytest
 
 from chatbot.models import WebhookEvent
 from chatbot.tests.helpers import payload_bytes
-from chatbot.webhook import sign
+from chatbot.whatsapp.webhook import sign
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

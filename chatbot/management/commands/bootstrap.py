@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils.crypto import get_random_string
 from django.utils.translation import gettext as _
 
+from chatbot.dashboard.permissions import OPERATORS_GROUP
 from chatbot.models import BotSettings, BusinessHours, Department, PhoneNumber
-from chatbot.permissions import OPERATORS_GROUP
 
 DEFAULT_DEPARTMENTS = ["Vendas", "Suporte", "Financeiro"]
 # Monday to Friday 08:00–18:00, Saturday 08:00–12:00: the owner edits them in the admin.

@@ -1,50 +1,30 @@
-"""The operators' dashboard: pages under /chatbot/dashboard/ (design.md, "Dashboard").
+"""The operators' dashboard: pages under /chatbot/dashboard/ (design.md, "Dashboard"), and the
+customers' files they show.
 
-Views translate HTTP: reads come from `selectors`, actions from `operators` and `conversation`.
-Every action is a POST (CSRF-checked) answered with a redirect, so a reload never repeats it.
+Views translate HTTP: reads come from `selectors`, actions from `actions` and `conversation`, who
+may see what from `permissions`, and POSTs are read through `forms`. Every action is a POST
+(CSRF-checked) answered with a redirect, so a reload never repeats it.
 """
 
 import hashlib
 import json
 
+from csp.constants import NONE
+from csp.decorators import csp
 from django.contrib import messages
-from django.contrib.auth import get_user_model
-from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
-from django.db.models import Q
-from django.http import HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from . import conversation, inbound, lgpd, logins, media, message_templates, operators, selectors
-from .models import CannedReply, Contact, Department, Message, Session, Template, WebhookEvent
-from .permissions import OPERATORS_GROUP, admin_required, operator_required, visible
-
-
-class ThrottledLoginView(LoginView):
-    """Django's login, refusing with 429 when a user's failed attempts pass the limits of
-    `logins` (failures only; a stranger's guesses never lock out a browser the user logged in on)."""
-
-    def post(self, request, *args, **kwargs):
-        user = logins.identity(self.get_form().fields["username"], request.POST.get("username"))
-        limits = logins.limits(request, user)
-        wait = logins.take(limits)
-        if wait:
-            minutes = int(wait // 60) + 1
-            throttled = ngettext("Too many failed attempts. Try again in %(minutes)d minute.",
-                                 "Too many failed attempts. Try again in %(minutes)d minutes.", minutes) % {
-                "minutes": minutes}
-            return self.render_to_response(self.get_context_data(throttled=throttled), status=429)
-        response = super().post(request, *args, **kwargs)
-        if request.user.is_authenticated:
-            logins.give_back(limits)
-            logins.remember_device(response, user)
-        return response
+from .. import conversation, inbound, lgpd, media, message_templates
+from ..models import CannedReply, Contact, Department, Message, Session, Template, WebhookEvent
+from . import actions, forms, selectors
+from .permissions import admin_required, operator_required, operators, visible
 
 
 def number(query, key):
@@ -52,11 +32,6 @@ def number(query, key):
     but not as a number)."""
     value = query.get(key, "")
     return int(value) if value.isascii() and value.isdigit() else None
-
-
-def operators_list():
-    return get_user_model().objects.filter(Q(is_staff=True) | Q(groups__name=OPERATORS_GROUP),
-                                           is_active=True).distinct().order_by("username")
 
 
 # --- Overview --------------------------------------------------------------------------------
@@ -90,7 +65,7 @@ def conversation_list(request):
     if request.GET.get("partial") == "1":
         return render(request, "dashboard/_conversation_rows.html", context)
     context.update(departments=Department.objects.filter(is_active=True),
-                   operators=operators_list(),
+                   operators=operators(),
                    statuses=Session.Status.choices)
     return render(request, "dashboard/conversations.html", context)
 
@@ -105,9 +80,9 @@ def conversation_context(request, session):
         "older": thread[0].pk if len(thread) == selectors.THREAD_PAGE else None,
         "mark": selectors.last_change(session), "notes": session.notes.select_related("author"),
         "canned": CannedReply.objects.all(), "templates": templates,
-        "template_fields": {t.pk: operators.template_placeholders(t) for t in templates},
+        "template_fields": {t.pk: actions.template_placeholders(t) for t in templates},
         "departments": Department.objects.filter(is_active=True),
-        "operators": operators_list(), "paging_back": before is not None,
+        "operators": operators(), "paging_back": before is not None,
         "now": timezone.now(), "section": "conversations",
     }
 
@@ -161,15 +136,17 @@ def back_to(request, session):
 @operator_required
 def conversation_reply(request, session_id):
     session = visible_session(request, session_id, "contact", "phone_number")
-    buttons = [title.strip() for title in request.POST.getlist("button") if title.strip()]
+    form = forms.ReplyForm(request.POST, request.FILES)
+    form.is_valid()  # every field is optional: what is there is what the operator wrote
+    reply = {"text": form.cleaned_data.get("text", ""), "buttons": form.cleaned_data.get("button", []),
+             "upload": form.cleaned_data.get("file")}
     try:
-        operators.reply(session=session, user=request.user, text=request.POST.get("text", ""), buttons=buttons,
-                        upload=request.FILES.get("file"))
-    except operators.Refused as refused:
+        actions.reply(session=session, user=request.user, **reply)
+    except actions.Refused as refused:
         # The page comes back with the text kept: a refused reply is never lost.
         messages.error(request, refused.message)
         context = conversation_context(request, session)
-        context.update(draft=request.POST.get("text", ""), draft_buttons=buttons)
+        context.update(draft=reply["text"], draft_buttons=reply["buttons"])
         return render(request, "dashboard/conversation.html", context, status=400)
     return back_to(request, session)
 
@@ -178,11 +155,13 @@ def conversation_reply(request, session_id):
 @operator_required
 def conversation_template(request, session_id):
     session = visible_session(request, session_id, "contact", "phone_number")
-    template = get_object_or_404(Template, pk=number(request.POST, "template"), status="APPROVED")
+    form = forms.TemplateForm(request.POST)
+    if not form.is_valid():
+        raise Http404  # not an approved template of ours
     try:
-        operators.send_template(session=session, user=request.user, template=template,
-                                values=request.POST.getlist(f"param-{template.pk}"))
-    except operators.Refused as refused:
+        actions.send_template(session=session, user=request.user, template=form.cleaned_data["template"],
+                              values=form.values())
+    except actions.Refused as refused:
         messages.error(request, refused.message)
     return back_to(request, session)
 
@@ -191,20 +170,22 @@ def conversation_template(request, session_id):
 @operator_required
 def conversation_action(request, session_id):
     session = visible_session(request, session_id, "contact", "phone_number")
-    action = request.POST.get("action")
+    form = forms.ActionForm(request.POST)
+    if "action" in form.errors:
+        return HttpResponse(_("Unknown action."), status=400, content_type="text/plain; charset=utf-8")
+    if not form.is_valid():
+        raise Http404  # no such operator or active department
+    action, data = form.cleaned_data["action"], form.cleaned_data
     if action == "take":
         done = conversation.take(session, request.user)
     elif action == "assign":
-        done = conversation.transfer(session, user=get_object_or_404(operators_list(), pk=number(request.POST, "user")))
+        done = conversation.transfer(session, user=data["user"])
     elif action == "transfer":
-        department = get_object_or_404(Department, pk=number(request.POST, "department"), is_active=True)
-        done = conversation.transfer(session, department=department)
+        done = conversation.transfer(session, department=data["department"])
     elif action == "return":
         done = conversation.return_to_bot(session)
-    elif action == "close":
-        done = conversation.close(session)
     else:
-        return HttpResponse(_("Unknown action."), status=400, content_type="text/plain; charset=utf-8")
+        done = conversation.close(session)
     if not done:
         messages.error(request, _("This conversation is closed."))
     return back_to(request, session)
@@ -214,9 +195,11 @@ def conversation_action(request, session_id):
 @operator_required
 def conversation_note(request, session_id):
     session = visible_session(request, session_id)
+    form = forms.NoteForm(request.POST)
+    form.is_valid()
     try:
-        operators.add_note(session=session, user=request.user, text=request.POST.get("text", ""))
-    except operators.Refused as refused:
+        actions.add_note(session=session, user=request.user, text=form.cleaned_data.get("text", ""))
+    except actions.Refused as refused:
         messages.error(request, refused.message)
     return back_to(request, session)
 
@@ -259,10 +242,11 @@ def contact_detail(request, contact_id):
 def contact_update(request, contact_id):
     """Block or unblock, opt out of or back into marketing."""
     contact = get_object_or_404(Contact, pk=contact_id)
-    field = request.POST.get("field")
-    if field not in ("blocked", "opted_out"):
+    form = forms.ContactUpdateForm(request.POST)
+    if not form.is_valid():
         return HttpResponse(_("Unknown field."), status=400, content_type="text/plain; charset=utf-8")
-    setattr(contact, field, request.POST.get("value") == "1")
+    field = form.cleaned_data["field"]
+    setattr(contact, field, form.cleaned_data["value"])
     if field == "opted_out":
         contact.opted_out_at = timezone.now() if contact.opted_out else None
     contact.save(update_fields=[field, "opted_out_at"])
@@ -285,7 +269,8 @@ def contact_anonymize(request, contact_id):
     contact = get_object_or_404(Contact, pk=contact_id, anonymized_at__isnull=True)
     if request.method != "POST":
         return render(request, "dashboard/contact_anonymize.html", {"contact": contact, "section": "contacts"})
-    if request.POST.get("confirm", "").strip() != (contact.wa_id or str(contact.pk)):
+    form = forms.AnonymizeForm(request.POST, contact=contact)
+    if not form.is_valid():
         messages.error(request, _("Type the number exactly as shown to confirm."))
         return redirect("chatbot:dashboard-contact-anonymize", contact_id=contact.pk)
     lgpd.anonymize(contact, by=request.user)
@@ -351,3 +336,27 @@ def webhook_reprocess(request, event_id):
     else:
         messages.success(request, _("Event %(id)d applied.") % {"id": event.pk})
     return redirect(reverse("chatbot:dashboard-webhook", args=[event.pk]))
+
+
+# --- Customers' files ---------------------------------------------------------------------------
+
+
+@require_GET
+@operator_required
+@csp({"default-src": [NONE], "sandbox": [True]})
+def media_file(request, message_id):
+    """A stored media file, for logged-in operators only (customers' files are personal data).
+
+    The customer chose its bytes, its name and its declared type: only an allow-listed type is
+    shown inline, under our own Content-Type string; everything else downloads as octet-stream.
+    The sandbox policy keeps even a file a browser renders from running script in our origin."""
+    message = get_object_or_404(visible(Message.objects.all(), request.user, "session__"), pk=message_id,
+                                media_status=Message.MediaStatus.READY)
+    content_type, inline = media.served_type(message.media_mime_type)
+    filename = media.download_name(message.media_filename or message.media_file.name.rsplit("/", 1)[-1],
+                                   f"arquivo-{message.pk}")
+    response = FileResponse(message.media_file.open("rb"), content_type=content_type, as_attachment=not inline,
+                            filename=filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

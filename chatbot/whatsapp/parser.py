@@ -9,8 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-STATUS_ORDER = {"sent": 1, "delivered": 2, "read": 3, "played": 4}
-MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
+from .vocabulary import MEDIA_KINDS, MessageType
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,34 +202,34 @@ def _contacts_text(cards):
 def _edit_text(obj):
     inner = _dict(obj.get("message"))
     kind = _str(inner.get("type"))
-    return message_text(kind, inner.get(kind)) if kind != "edit" else ""
+    return message_text(kind, inner.get(kind)) if kind != MessageType.EDIT else ""
 
 
 TEXT_OF = {
-    "text": lambda obj: _str(obj.get("body")),
-    "image": lambda obj: _str(obj.get("caption")),
-    "video": lambda obj: _str(obj.get("caption")),
-    "document": lambda obj: _str(obj.get("caption")),
-    "interactive": _interactive_text,
-    "button": lambda obj: _str(obj.get("text")),
-    "reaction": lambda obj: _str(obj.get("emoji")),
-    "location": _location_text,
-    "order": lambda obj: _str(obj.get("text")),
-    "system": lambda obj: _str(obj.get("body")),
-    "edit": _edit_text,
+    MessageType.TEXT: lambda obj: _str(obj.get("body")),
+    MessageType.IMAGE: lambda obj: _str(obj.get("caption")),
+    MessageType.VIDEO: lambda obj: _str(obj.get("caption")),
+    MessageType.DOCUMENT: lambda obj: _str(obj.get("caption")),
+    MessageType.INTERACTIVE: _interactive_text,
+    MessageType.BUTTON: lambda obj: _str(obj.get("text")),
+    MessageType.REACTION: lambda obj: _str(obj.get("emoji")),
+    MessageType.LOCATION: _location_text,
+    MessageType.ORDER: lambda obj: _str(obj.get("text")),
+    MessageType.SYSTEM: lambda obj: _str(obj.get("body")),
+    MessageType.EDIT: _edit_text,
 }
 
 
 def message_text(type, obj):
     """The human-readable text of a message of `type` whose type object is `obj` ('' when none)."""
-    if type == "contacts":
+    if type == MessageType.CONTACTS:
         return _contacts_text(obj)
     reader = TEXT_OF.get(type)
     return reader(obj) if reader and isinstance(obj, dict) else ""
 
 
 def _media(type, obj):
-    if type not in MEDIA_TYPES or not isinstance(obj, dict):
+    if type not in MEDIA_KINDS or not isinstance(obj, dict):
         return None
     return Media(
         id=_str(obj.get("id")), mime_type=_str(obj.get("mime_type")), sha256=_str(obj.get("sha256")),
@@ -240,9 +239,9 @@ def _media(type, obj):
 
 
 def _target(type, obj):
-    if type == "reaction":
+    if type == MessageType.REACTION:
         return _str(obj.get("message_id"))
-    if type in ("edit", "revoke"):
+    if type in (MessageType.EDIT, MessageType.REVOKE):
         return _str(obj.get("original_message_id"))
     return ""
 
@@ -282,7 +281,7 @@ def _profile_for(profiles, wa_id, user_id):
 
 def _inbound(message, value, profiles):
     phone_number_id, display = _metadata(value)
-    type = _str(message.get("type")) or "unknown"
+    type = _str(message.get("type")) or MessageType.UNKNOWN.value
     obj = message.get(type)
     context = _dict(message.get("context"))
     wa_id, user_id = _str(message.get("from")), _str(message.get("from_user_id"))
@@ -290,7 +289,7 @@ def _inbound(message, value, profiles):
         phone_number_id=phone_number_id, display_phone_number=display, wamid=_str(message.get("id")),
         from_wa_id=wa_id, from_user_id=user_id, profile=_profile_for(profiles, wa_id, user_id),
         timestamp=_time(message.get("timestamp")), type=type,
-        text=message_text(type, obj if type != "contacts" else message.get("contacts")),
+        text=message_text(type, obj if type != MessageType.CONTACTS else message.get("contacts")),
         payload=_payload(message, type), media=_media(type, obj), context=context,
         reply_to=_str(context.get("id")), referral=_dict(message.get("referral")),
         errors=_list(message.get("errors")), target_wamid=_target(type, _dict(obj)), raw=message,
@@ -340,12 +339,12 @@ def _messages_change(value, waba_id):
 
 def _echo(echo, value):
     phone_number_id, display = _metadata(value)
-    type = _str(echo.get("type")) or "unknown"
+    type = _str(echo.get("type")) or MessageType.UNKNOWN.value
     obj = echo.get(type)
     return EchoMessage(
         phone_number_id=phone_number_id, display_phone_number=display, wamid=_str(echo.get("id")),
         to_wa_id=_str(echo.get("to")), to_user_id=_str(echo.get("to_user_id")), timestamp=_time(echo.get("timestamp")),
-        type=type, text=message_text(type, obj if type != "contacts" else echo.get("contacts")),
+        type=type, text=message_text(type, obj if type != MessageType.CONTACTS else echo.get("contacts")),
         payload=_payload(echo, type), media=_media(type, obj), raw=echo,
     )
 

@@ -8,11 +8,12 @@
 
 from functools import wraps
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 
-from .models import Department
+from ..models import Department
 
 OPERATORS_GROUP = "Operadores"
 
@@ -23,6 +24,12 @@ def is_admin(user):
 
 def is_operator(user):
     return is_admin(user) or any(group.name == OPERATORS_GROUP for group in user.groups.all())
+
+
+def operators():
+    """The users who may be given a conversation: active operators and admins."""
+    return get_user_model().objects.filter(Q(is_staff=True) | Q(groups__name=OPERATORS_GROUP),
+                                           is_active=True).distinct().order_by("username")
 
 
 def operator_required(view):

@@ -1,5 +1,5 @@
-"""Outbound messages: every message we send (bot, operator, API, bulk) is first a `queued` row;
-the workers' outbox sends it (design.md, "How data flows" 3; cloud-api.md §7, §11, §12).
+"""The outbox: every message we send (bot, operator, API, bulk) is first a `queued` row (queued by
+`sending`); the workers' outbox sends it (design.md, "How data flows" 4; cloud-api.md §7, §11, §12).
 
 The queued rows are the queue, as the stored webhooks are for inbound: `drain` claims a batch
 with SKIP LOCKED, so any number of workers on any number of machines share it, and then
@@ -14,11 +14,12 @@ with SKIP LOCKED, so any number of workers on any number of machines share it, a
 At most once: Meta has no idempotency key for sends, so a message that may have reached Meta
 (timeout, answer lost, worker died mid-request) is never sent again by us. It stays `sending`;
 every send carries `biz_opaque_callback_data` = "hoz:<id>", which Meta echoes in the message's
-status webhooks, so its wamid and status are recorded when they arrive (`inbound.apply_status`).
+status webhooks, so its wamid and status are recorded when they arrive (`statuses.apply_status`).
 Without any within IN_FLIGHT_TIMEOUT it ends `failed` as "delivery unknown", for a person to
 check and resend; a duplicate sent to a customer cannot be taken back, a resend can be decided.
 """
 
+import functools
 import hashlib
 import logging
 import random
@@ -35,8 +36,10 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import graph, inbound, ratelimit, validation
+from . import contacts, ratelimit, statuses
 from .models import Contact, Message, PendingStatus, PhoneNumber
+from .statuses import CALLBACK_PREFIX
+from .whatsapp import graph
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +54,6 @@ PAIR_BURST = 10
 # Pace a little under the cap: a send that starts a few ms late must not push a second over it.
 # 3 %, and at least one message a second (at a cap of 20, 3 % is under one message).
 CAP_MARGIN = 0.97
-CALLBACK_PREFIX = "hoz:"
 UNKNOWN_DELIVERY = "delivery unknown"
 
 EXPLANATIONS = {
@@ -61,54 +63,6 @@ EXPLANATIONS = {
         "customer and resend if needed."
     ),
 }
-
-
-# Set when a message is queued, so this process's outbox starts on it at once instead of at its
-# next look (other processes find it within their poll interval).
-WAKE = threading.Event()
-# Set when the worker stops: messages claimed but not yet sent go back to the queue.
-STOPPING = threading.Event()
-
-
-def queue(*, phone_number, contact, message, source, session=None, sent_by=None, api_token=None):
-    """Queue a checked Cloud API message object (`validation.clean_message`); returns the row."""
-    transaction.on_commit(WAKE.set)
-    row = queued_row(phone_number=phone_number, contact=contact, message=message, source=source, session=session,
-                     sent_by=sent_by, api_token=api_token)
-    row.save(force_insert=True)
-    return row
-
-
-def queue_all(*, phone_number, contact, messages, source, session=None):
-    """Queue several messages to one contact, in order, with one INSERT (a bot turn's replies)."""
-    if not messages:
-        return []
-    transaction.on_commit(WAKE.set)
-    return Message.objects.bulk_create([
-        queued_row(phone_number=phone_number, contact=contact, message=message, source=source, session=session)
-        for message in messages
-    ])
-
-
-def queued_row(*, phone_number, contact, message, source, session=None, sent_by=None, api_token=None):
-    kind = message["type"]
-    context = message.get("context") or {}
-    return Message(
-        phone_number=phone_number,
-        contact=contact,
-        session=session,
-        direction=Message.Direction.OUT,
-        source=source,
-        type=kind,
-        text=validation.outbound_text(message),
-        payload=message[kind],
-        context=context,
-        reply_to=context.get("message_id", ""),
-        target_wamid=message[kind].get("message_id", "") if kind == "reaction" else "",
-        status=Message.Status.QUEUED,
-        sent_by=sent_by,
-        api_token=api_token,
-    )
 
 
 def meta_message(message):
@@ -165,24 +119,27 @@ def queued():
         return cursor.fetchone() is not None
 
 
-def drain(*, pool=None, limit=None):
-    """Send one batch of due queued messages; returns how many were claimed."""
+def drain(*, pool=None, limit=None, stopping=None):
+    """Send one batch of due queued messages; returns how many were claimed. Once `stopping` (an
+    Event) is set, nothing more is claimed and what is claimed but unsent goes back to the queue."""
     if not queued():
         return 0
+    stopping = stopping or threading.Event()
     now = timezone.now()
-    messages = claim(now, limit or batch_size())
+    messages = claim(now, limit or batch_size(), stopping)
     if not messages:
         return 0
     slots = book_numbers(messages)
     jobs = [(message, slots[message.pk]) for message in messages]
-    outcomes = list(pool.map(send_at, jobs)) if pool else [send_at(job) for job in jobs]
+    send_job = functools.partial(send_at, stopping=stopping)
+    outcomes = list(pool.map(send_job, jobs)) if pool else [send_job(job) for job in jobs]
     record(outcomes)
     return len(messages)
 
 
-def claim(now, limit):
+def claim(now, limit, stopping):
     """Take due queued messages for this worker; those over a recipient's pair limit wait."""
-    if STOPPING.is_set():
+    if stopping.is_set():
         return []
     with transaction.atomic():
         # The recipients are locked with their messages, for booking their pair rate; a message
@@ -271,10 +228,10 @@ def book_numbers(messages):
     return slots
 
 
-def send_at(job):
+def send_at(job, stopping):
     message, start = job
     wait = (start - timezone.now()).total_seconds()
-    if STOPPING.is_set() or (wait > 0 and STOPPING.wait(wait)):
+    if stopping.is_set() or (wait > 0 and stopping.wait(wait)):
         return Outcome(message, "released")
     return send(message)
 
@@ -335,10 +292,10 @@ def record_sent(outcomes, now):
         )
     for outcome in outcomes:
         if outcome.wa_id and outcome.wa_id != outcome.message.contact.wa_id:
-            link_contact(outcome.message, outcome.wa_id)
+            contacts.link(outcome.message, outcome.wa_id)
     early = PendingStatus.objects.filter(wamid__in=[outcome.wamid for outcome in outcomes])
     for wamid in set(early.values_list("wamid", flat=True)):
-        inbound.apply_pending_statuses(wamid)
+        statuses.apply_pending(wamid)
 
 
 def mark_sent(wamids, now):
@@ -361,22 +318,6 @@ def mark_sent(wamids, now):
             [Message.Status.SENT, now, *[item for pair in wamids.items() for item in pair], Message.Status.SENDING],
         )
         return cursor.rowcount
-
-
-def link_contact(message, wa_id):
-    """Meta resolved the number we were given to `wa_id` (a Brazilian mobile number written with
-    or without its ninth digit): make the contact that one, so the number never makes two contacts."""
-    contact = message.contact
-    if not contact.wa_id:
-        return
-    existing = Contact.objects.filter(wa_id=wa_id).first()
-    if existing is None:
-        Contact.objects.filter(pk=contact.pk).update(wa_id=wa_id)
-        return
-    with transaction.atomic():
-        Message.objects.filter(contact=contact).update(contact=existing)
-        if not contact.sessions.exists():
-            contact.delete()
 
 
 def retry_later(outcome, now, delay):

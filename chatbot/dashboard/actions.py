@@ -1,5 +1,5 @@
 """What operators do from the dashboard: reply, send a template, take notes. Every reply goes
-through the same checks and the same outbound queue as the send API."""
+through the same checks and the same queue as the send API (chatbot/sending.py)."""
 
 import mimetypes
 
@@ -7,8 +7,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import api, media, outbound, validation
-from .models import Message, Note, Session
+from .. import media, sending
+from ..models import Message, Note, Session
+from ..whatsapp import validation
+from ..whatsapp.vocabulary import MediaKind
 
 
 class Refused(Exception):
@@ -28,11 +30,11 @@ def reply(*, session, user, text="", buttons=(), upload=None):
         except media.MediaRefused as error:
             raise Refused(error.message) from None
         mime_type = mimetypes.guess_type(upload.name)[0] or ""
-        kind = mime_type.split("/")[0] if mime_type.split("/")[0] in media.MEDIA_TYPES - {"sticker"} else "document"
+        kind = str(media.sending_kind(mime_type))
         body = {"id": media_id}
-        if text and kind != "audio":
+        if text and kind != MediaKind.AUDIO:
             body["caption"] = text
-        if kind == "document":
+        if kind == MediaKind.DOCUMENT:
             body["filename"] = upload.name
         data = {"type": kind, kind: body}
     elif buttons:
@@ -90,17 +92,17 @@ def queue(*, session, user, data):
     """Check and queue one message for the session's contact; the operator takes the session."""
     contact = session.contact
     try:
-        message = validation.clean_message({**data, "to": contact.address})
-    except validation.InvalidMessage as error:
-        raise Refused(error.message) from None
+        message = sending.check({**data, "to": contact.address})
+    except sending.SendRefused as refused:
+        raise Refused(refused.message) from None
     with transaction.atomic():
         locked = Session.objects.select_for_update().get(pk=session.pk)
         if locked.status == Session.Status.CLOSED:
             raise Refused(_("This conversation is closed; the customer's next message opens a new one."))
         try:
-            api.check_rules(message, contact)
-        except api.ApiError as error:
-            raise Refused(error.message) from None
+            sending.check_rules(message, contact)
+        except sending.SendRefused as refused:
+            raise Refused(refused.message) from None
         now = timezone.now()
         # Answering a customer is taking the conversation: the bot must not talk over the operator.
         if locked.status != Session.Status.OPEN or locked.assigned_to_id is None:
@@ -110,8 +112,8 @@ def queue(*, session, user, data):
         locked.last_message_at = now
         locked.unread = 0
         locked.save(update_fields=["status", "assigned_to", "first_response_at", "last_message_at", "unread"])
-        return outbound.queue(phone_number=session.phone_number, contact=contact, message=message,
-                              source=Message.Source.OPERATOR, session=locked, sent_by=user)
+        return sending.queue(phone_number=session.phone_number, contact=contact, message=message,
+                             source=Message.Source.OPERATOR, session=locked, sent_by=user)
 
 
 def add_note(*, session, user, text):

@@ -1,5 +1,5 @@
-"""The login form's limits: passwords cannot be guessed at speed, and a stranger cannot lock an
-operator out.
+"""The login page (`ThrottledLoginView`) and its limits: passwords cannot be guessed at speed, and a
+stranger cannot lock an operator out.
 
 - Only failures count: a success gives its attempt back, so an office sharing one account behind
   one address logs in as often as it likes.
@@ -23,9 +23,11 @@ import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth.views import LoginView
 from django.core import signing
+from django.utils.translation import ngettext
 
-from . import ratelimit
+from .. import ratelimit
 
 DEVICE_COOKIE = "hoztech_device"
 DEVICE_SALT = "chatbot.logins.device"
@@ -87,3 +89,24 @@ def remember_device(response, user_identity):
     value = signing.get_cookie_signer(salt=DEVICE_SALT).sign(f"{user}:{secrets.token_urlsafe(16)}")
     response.set_cookie(DEVICE_COOKIE, value, max_age=DEVICE_DAYS * 86400, path="/accounts/", httponly=True,
                         secure=settings.SESSION_COOKIE_SECURE, samesite="Lax")
+
+
+class ThrottledLoginView(LoginView):
+    """Django's login, refusing with 429 when a user's failed attempts pass the limits above
+    (failures only; a stranger's guesses never lock out a browser the user logged in on)."""
+
+    def post(self, request, *args, **kwargs):
+        user = identity(self.get_form().fields["username"], request.POST.get("username"))
+        attempt_limits = limits(request, user)
+        wait = take(attempt_limits)
+        if wait:
+            minutes = int(wait // 60) + 1
+            throttled = ngettext("Too many failed attempts. Try again in %(minutes)d minute.",
+                                 "Too many failed attempts. Try again in %(minutes)d minutes.", minutes) % {
+                "minutes": minutes}
+            return self.render_to_response(self.get_context_data(throttled=throttled), status=429)
+        response = super().post(request, *args, **kwargs)
+        if request.user.is_authenticated:
+            give_back(attempt_limits)
+            remember_device(response, user)
+        return response

@@ -1,4 +1,4 @@
-from chatbot import operators
+from chatbot.dashboard import actions as operators
 from chatbot.models import Template
 
 

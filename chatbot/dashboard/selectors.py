@@ -9,8 +9,9 @@ from django.db.models import Count, Max, OuterRef, Q, Subquery
 from django.db.models.functions import ExtractHour, TruncDate
 from django.utils import timezone
 
-from . import health
-from .models import WINDOW, DailyStats, Message, Session, Template
+from .. import health
+from ..models import WINDOW, DailyStats, Message, Session, Template
+from ..whatsapp.vocabulary import FOLLOW_UP_TYPES
 from .permissions import visible
 
 # The overview's charts: 14 days of messages, 30 days of billable ones (today's counted live).
@@ -18,7 +19,7 @@ CHART_DAYS = 14
 HISTORY_DAYS = 30
 RECOUNT_AFTER = timedelta(minutes=10)
 # Rows that belong to another message (shown on it) rather than in the thread of their own.
-ATTACHED_TYPES = ("reaction", "edit", "revoke")
+ATTACHED_TYPES = tuple(FOLLOW_UP_TYPES)
 THREAD_PAGE = 50  # about two screens; earlier ones a click away
 LIST_PAGE = 50
 

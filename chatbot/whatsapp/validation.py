@@ -9,12 +9,14 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
 
+from .vocabulary import MediaKind, MessageType
+
 # Meta fills these in itself when they are missing, so we accept them and send our own.
 DROPPED = {"messaging_product": "whatsapp", "recipient_type": "individual"}
 KEPT = {"to", "type", "context", "biz_opaque_callback_data", "phone_number_id"}
 # Keys each media object may carry besides id/link (WM:image-messages … WM:sticker-messages).
-MEDIA = {"image": {"caption"}, "video": {"caption"}, "document": {"caption", "filename"}, "audio": {"voice"},
-         "sticker": set()}
+MEDIA = {MediaKind.IMAGE: {"caption"}, MediaKind.VIDEO: {"caption"}, MediaKind.DOCUMENT: {"caption", "filename"},
+         MediaKind.AUDIO: {"voice"}, MediaKind.STICKER: set()}
 # Send-side template component types; Meta compares them case-insensitively.
 COMPONENT_TYPES = {"header", "body", "footer", "button", "carousel", "limited_time_offer"}
 TEMPLATE_NAME = re.compile(r"[a-z0-9_]+")
@@ -291,9 +293,9 @@ def check_reaction(obj, path):
               f"{path}.emoji")
 
 
-CHECKS = {"text": check_text, **dict.fromkeys(MEDIA, check_media), "location": check_location,
-          "contacts": check_contacts, "interactive": check_interactive, "template": check_template,
-          "reaction": check_reaction}
+CHECKS = {MessageType.TEXT: check_text, **dict.fromkeys(MEDIA, check_media), MessageType.LOCATION: check_location,
+          MessageType.CONTACTS: check_contacts, MessageType.INTERACTIVE: check_interactive,
+          MessageType.TEMPLATE: check_template, MessageType.REACTION: check_reaction}
 
 
 def _storable(value, path):
@@ -336,7 +338,7 @@ def clean_message(data):
     body = data.get(kind)
     if body is None:
         _fail(_("A %(field)s message needs a \"%(field)s\" object."), kind)
-    CHECKS[kind](body if kind == "contacts" else _object(body, kind), kind)
+    CHECKS[kind](body if kind == MessageType.CONTACTS else _object(body, kind), kind)
     message[kind] = body
     if "context" in data:
         if kind == "reaction":

@@ -1,12 +1,13 @@
-"""The send pipeline (chatbot/outbound.py) end to end against the fake Graph API over HTTP."""
+"""The send pipeline (chatbot/sending.py, chatbot/outbox.py) end to end against the fake Graph API over HTTP."""
 
+import threading
 from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.utils import timezone, translation
 
-from chatbot import api, inbound, outbound
+from chatbot import documents, inbound, outbox, sending
 from chatbot.models import Contact, Message, PhoneNumber
 from chatbot.tests.helpers import post_signed
 
@@ -22,13 +23,13 @@ def contact(wa_id="5511987654321", **fields):
 def queue(to=None, **message):
     message = message or {"type": "text", "text": {"body": "Olá! Seu pedido saiu para entrega 🚚"}}
     to = to or contact()
-    return outbound.queue(
+    return sending.queue(
         phone_number=PhoneNumber.objects.default(), contact=to, message=message, source=Message.Source.API
     )
 
 
 def drain():
-    while outbound.drain():
+    while outbox.drain():
         pass
 
 
@@ -119,7 +120,7 @@ def test_permanent_failures_are_recorded_with_a_plain_explanation(fake_graph, co
     assert (message.status, message.error_code, message.error_details) == ("failed", code, "Meta's details")
     assert message.failed_at is not None
     with translation.override("en"):
-        assert words in api.message_object(message)["error"]["explanation"]
+        assert words in documents.message_object(message)["error"]["explanation"]
     assert len(fake_graph.sent()) == 1
 
 
@@ -128,7 +129,7 @@ def test_explanations_are_in_portuguese_first(fake_graph):
     fake_graph.fail_next(code=131047)
     drain()
     message.refresh_from_db()
-    assert api.message_object(message)["error"]["explanation"].startswith("Mais de 24 horas")
+    assert documents.message_object(message)["error"]["explanation"].startswith("Mais de 24 horas")
 
 
 def test_an_invalid_token_pauses_sending_instead_of_hammering_meta(fake_graph, client, settings):
@@ -136,16 +137,16 @@ def test_an_invalid_token_pauses_sending_instead_of_hammering_meta(fake_graph, c
     fake_graph.fail_next(code=190, http_status=401, times=2)
     drain()
     assert Message.objects.get(pk=first.pk).status == "queued"
-    assert outbound.token_refused()
+    assert outbox.token_refused()
     assert client.get("/chatbot/health/").json()["checks"]["whatsapp"]["token"] == "invalid"
     requests = len(fake_graph.sent())
     drain()
     assert len(fake_graph.sent()) == requests  # paused: nothing more reached Meta
     # Five minutes later one try shows the token works again; sending resumes.
-    PhoneNumber.objects.update(token_invalid_at=timezone.now() - outbound.TOKEN_PAUSE)
+    PhoneNumber.objects.update(token_invalid_at=timezone.now() - outbox.TOKEN_PAUSE)
     drain()
     assert set(Message.objects.values_list("status", flat=True)) == {"sent"}
-    assert not outbound.token_refused()
+    assert not outbox.token_refused()
     assert {first.pk, second.pk} == set(Message.objects.filter(status="sent").values_list("pk", flat=True))
 
 
@@ -178,7 +179,7 @@ def test_bursts_to_one_customer_are_paced_to_the_pair_limit(fake_graph):
     customer = contact()
     messages = [queue(to=customer) for _ in range(12)]
     drain()
-    assert len(fake_graph.sent()) == outbound.PAIR_BURST
+    assert len(fake_graph.sent()) == outbox.PAIR_BURST
     waiting = Message.objects.filter(status="queued")
     assert waiting.count() == 2
     assert all(message.send_after > timezone.now() for message in waiting)
@@ -206,11 +207,11 @@ def test_a_send_lost_with_its_worker_ends_failed_as_unknown_never_resent(fake_gr
     Message.objects.filter(pk=message.pk).update(status="sending", claimed_at=timezone.now() - timedelta(minutes=11))
     drain()
     assert fake_graph.sent() == []
-    assert outbound.sweep() == 1
+    assert outbox.sweep() == 1
     message.refresh_from_db()
     assert message.status == "failed"
     with translation.override("en"):
-        assert "not sent again" in api.message_object(message)["error"]["explanation"]
+        assert "not sent again" in documents.message_object(message)["error"]["explanation"]
 
 
 def test_the_wa_id_meta_resolves_becomes_the_contacts(fake_graph):
@@ -252,10 +253,10 @@ def status_webhook(wamid, status, callback=""):
 
 def test_a_status_webhook_quicker_than_metas_answer_is_kept(client):
     message = queue()
-    [claimed] = outbound.claim(timezone.now(), 10)
+    [claimed] = outbox.claim(timezone.now(), 10, threading.Event())
     post_signed(client, status_webhook("wamid.EARLY", "delivered", f"hoz:{message.pk}"))
     inbound.drain()
-    outbound.record([outbound.Outcome(claimed, "sent", wamid="wamid.EARLY", wa_id="5511987654321")])
+    outbox.record([outbox.Outcome(claimed, "sent", wamid="wamid.EARLY", wa_id="5511987654321")])
     message.refresh_from_db()
     assert (message.status, message.wamid) == ("delivered", "wamid.EARLY")
     assert message.sent_at is not None
@@ -263,25 +264,23 @@ def test_a_status_webhook_quicker_than_metas_answer_is_kept(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_stopping_worker_hands_unsent_messages_back(fake_graph, settings):
-    import threading
     import time
 
     settings.WHATSAPP_MESSAGES_PER_SECOND = 1  # slots a second apart: the later ones are still waiting
     messages = [queue(to=contact(f"551190000000{index}")) for index in range(3)]
+    stopping = threading.Event()
+
     def work():
         try:
-            outbound.drain()
+            outbox.drain(stopping=stopping)
         finally:
             connection.close()  # this thread's own
 
     worker = threading.Thread(target=work)
     worker.start()
     time.sleep(0.3)
-    outbound.STOPPING.set()
-    try:
-        worker.join(timeout=10)
-    finally:
-        outbound.STOPPING.clear()
+    stopping.set()
+    worker.join(timeout=10)
     statuses = [Message.objects.get(pk=message.pk).status for message in messages]
     assert statuses == ["sent", "queued", "queued"]
     assert len(fake_graph.sent()) == 1
@@ -301,16 +300,16 @@ def test_number_slots_are_booked_back_to_back():
 
 def test_a_batch_is_about_half_a_second_of_the_cap(settings):
     settings.WHATSAPP_MESSAGES_PER_SECOND = 80
-    assert outbound.batch_size() == 40
+    assert outbox.batch_size() == 40
     settings.WHATSAPP_MESSAGES_PER_SECOND = 100_000
-    assert outbound.batch_size() == outbound.MAX_BATCH
+    assert outbox.batch_size() == outbox.MAX_BATCH
     settings.WHATSAPP_MESSAGES_PER_SECOND = 1
-    assert outbound.batch_size() == outbound.MIN_BATCH
+    assert outbox.batch_size() == outbox.MIN_BATCH
 
 
 def test_the_pace_leaves_at_least_one_message_a_second_under_the_cap():
     # A send that starts late lands in the next second beside that second's own: at a cap of 20,
     # 3 % (0.6) left room for none, and a fault run counted 21 in one second.
-    assert outbound.paced_rate(80) == pytest.approx(77.6)
-    assert outbound.paced_rate(20) == 19
-    assert outbound.paced_rate(1) == pytest.approx(0.97)
+    assert outbox.paced_rate(80) == pytest.approx(77.6)
+    assert outbox.paced_rate(20) == 19
+    assert outbox.paced_rate(1) == pytest.approx(0.97)

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from chatbot import outbound
+from chatbot import sending
 from chatbot.models import Contact, Message, PhoneNumber, WorkerBeat
 
 pytestmark = [
@@ -45,7 +45,7 @@ def test_two_workers_keep_the_cap_and_send_each_message_once(fake_graph):
     number = PhoneNumber.objects.default()
     for index in range(MESSAGES):
         customer = Contact.objects.create(wa_id=f"55119{index:08d}", last_inbound_at=timezone.now())
-        outbound.queue(phone_number=number, contact=customer, message={"type": "text", "text": {"body": f"#{index}"}},
+        sending.queue(phone_number=number, contact=customer, message={"type": "text", "text": {"body": f"#{index}"}},
                        source=Message.Source.API)
     workers = [start_worker(fake_graph, index) for index in range(2)]
     try:

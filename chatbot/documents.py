@@ -1,0 +1,59 @@
+"""The contract's JSON documents (design.md, "Read API", "Contact export"): a message object, and
+everything kept about a contact. The read API, `export-contact` and the dashboard's export give
+these, and nothing else builds them."""
+
+from . import outbox
+from .models import Message
+
+
+def _iso(moment):
+    return moment.isoformat() if moment else None
+
+
+def message_object(message):
+    """The contract's message object for one row (design.md, "Read API")."""
+    error = None
+    if message.status == Message.Status.FAILED or message.error_code is not None:
+        error = {"code": message.error_code, "title": message.error_title, "details": message.error_details,
+                 "explanation": outbox.explanation(message)}
+    return {
+        "id": message.pk,
+        "wamid": message.wamid,
+        "direction": message.direction,
+        "contact": message.contact.wa_id or message.contact.user_id,
+        "phone_number_id": message.phone_number.phone_number_id,
+        "type": message.type,
+        "text": message.text,
+        "payload": message.payload,
+        "reply_to": message.reply_to or None,
+        "status": message.status,
+        "error": error,
+        "timestamp": _iso(message.timestamp),
+        "status_at": {name: _iso(getattr(message, f"{name}_at")) for name in ("sent", "delivered", "read", "failed")},
+    }
+
+
+def contact_export(contact):
+    """Everything we keep about one contact (LGPD data portability; design.md, "Contact export")."""
+    messages = contact.messages.select_related("contact", "phone_number").order_by("timestamp", "pk")
+    return {
+        "contact": {
+            "wa_id": contact.wa_id, "user_id": contact.user_id, "name": contact.name,
+            "first_seen": _iso(contact.first_seen_at), "last_seen": _iso(contact.last_seen_at),
+            "opted_out": contact.opted_out,
+        },
+        "sessions": [
+            {"id": session.pk, "status": session.status,
+             "queue": session.department.name if session.department else None,
+             "started_at": _iso(session.started_at), "closed_at": _iso(session.closed_at)}
+            for session in contact.sessions.select_related("department").order_by("started_at", "pk")
+        ],
+        "messages": [message_object(message) for message in messages.iterator()],
+        # Beyond the contract's keys: the files kept for the contact's messages.
+        "media": [
+            {"message_id": message.pk, "type": message.type, "mime_type": message.media_mime_type,
+             "filename": message.media_filename, "size": message.media_size, "sha256": message.media_sha256,
+             "file": message.media_file.name or None, "status": message.media_status}
+            for message in contact.messages.exclude(media_id="", media_file="").order_by("timestamp", "pk")
+        ],
+    }

@@ -1,0 +1,41 @@
+"""The data of the product: business numbers, contacts, sessions (tickets), messages, templates,
+raw webhook events, API tokens and departments.
+
+Idempotency lives in constraints, not in check-then-insert code: a `wamid` is unique, a contact
+has one open session per business number, a template is unique per name and language.
+"""
+
+from .bot import (
+    Action,
+    BotSettings,
+    BusinessHours,
+    CannedReply,
+    Flow,
+    FlowOption,
+    FlowStep,
+    Holiday,
+    KeywordRule,
+)
+from .contacts import WINDOW, Contact, Department, Note, PhoneNumber, PhoneNumberQuerySet, Session
+from .messages import Message, PendingStatus, Template, fit
+from .operations import (
+    DEFAULT_SCOPES,
+    IDEMPOTENCY_TTL,
+    AccountEvent,
+    ApiToken,
+    DailyStats,
+    IdempotencyKey,
+    RateLimit,
+    Scope,
+    WebhookEvent,
+    WorkerBeat,
+    hash_token,
+)
+
+__all__ = [
+    "DEFAULT_SCOPES", "IDEMPOTENCY_TTL", "WINDOW", "AccountEvent", "Action", "ApiToken", "BotSettings",
+    "BusinessHours", "CannedReply", "Contact", "DailyStats", "Department", "Flow", "FlowOption", "FlowStep",
+    "Holiday", "IdempotencyKey", "KeywordRule", "Message", "Note", "PendingStatus", "PhoneNumber",
+    "PhoneNumberQuerySet", "RateLimit", "Scope", "Session", "Template", "WebhookEvent", "WorkerBeat", "fit",
+    "hash_token",
+]

@@ -1,0 +1,156 @@
+"""The worker (`python manage.py db_worker`, as many as needed, on any number of machines): it works
+three queues, all of them tables in the database, claimed with SKIP LOCKED so that every worker
+shares them and adding workers adds capacity.
+
+1. **Webhook events**: `WebhookEvent` rows still `pending`, applied by the inbox thread
+   (`inbound.drain`): messages stored, statuses moved, the bot's turn taken.
+2. **Outbound messages**: `Message` rows `queued`, sent by the outbox thread (`outbox.drain`),
+   paced to the number's cap and each recipient's; it wakes at once for a message queued in this
+   process (`sending.QUEUED`).
+3. **Background tasks**: django-tasks' rows (`DBTaskResult`), run by django-tasks-db's own loop in
+   the main thread: media downloads (`media.download_media`), read receipts (`inbound.mark_read`),
+   statuses that came early (`statuses.apply_pending_statuses`) and a failed turn's retry
+   (`conversation.handle_inbound_message`).
+
+The inbox thread also records the process's heartbeat every BEAT_SECONDS (health reads it), and
+every SWEEP_SECONDS the time-driven work runs: `conversation.sweep` (idle sessions close, late
+handoffs are told) in the inbox, `outbox.sweep` (sends with no answer end `failed`) in the outbox.
+"""
+
+import atexit
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.utils import timezone
+
+from . import conversation, inbound, outbox, sending
+from .models import WorkerBeat
+
+logger = logging.getLogger("chatbot.worker")
+
+# An empty queue is looked at again this often: one indexed query, and the longest a customer
+# waits before the bot starts on their message (or a queued message starts out).
+POLL_SECONDS = 0.1
+BEAT_SECONDS = 5
+SWEEP_SECONDS = 30  # idle sessions, late handoffs, sends with no answer
+# Sends in flight per worker: Meta answers in 100-300 ms, so 80 messages/s needs about 25.
+SEND_THREADS = 32
+RESTART_SECONDS = 1
+
+
+class Loop(threading.Thread):
+    """Calls `step()` until stopped, pausing when it found nothing to do; survives errors."""
+
+    def __init__(self, name):
+        super().__init__(name=name, daemon=True)
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            try:
+                if not self.step():
+                    self.idle()
+            except Exception:
+                # A lost database connection must not end the thread: the work waits in its table.
+                logger.exception("%s failed; trying again in 1 s", self.name)
+                connection.close()
+                self.stopping.wait(1)
+            finally:
+                close_old_connections()
+        self.close()
+
+    def idle(self):
+        self.stopping.wait(POLL_SECONDS)
+
+    def close(self):
+        connection.close()
+
+
+class Inbox(Loop):
+    def __init__(self, worker_id):
+        super().__init__("webhook-inbox")
+        self.worker_id = worker_id
+        self.last_beat = self.last_sweep = 0.0
+
+    def beat(self):
+        if time.monotonic() - self.last_beat < BEAT_SECONDS:
+            return
+        WorkerBeat.objects.update_or_create(
+            worker_id=self.worker_id,
+            defaults={"hostname": socket.gethostname()[:255], "pid": os.getpid(), "last_seen": timezone.now()},
+        )
+        self.last_beat = time.monotonic()
+
+    def step(self):
+        self.beat()
+        if time.monotonic() - self.last_sweep > SWEEP_SECONDS:
+            conversation.sweep()
+            self.last_sweep = time.monotonic()
+        return inbound.drain() > 0
+
+
+class Outbox(Loop):
+    def __init__(self):
+        super().__init__("outbox")
+        # Send threads only call Meta (`outbound.send`), never the database.
+        self.pool = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="send")
+        self.last_sweep = 0.0
+
+    def step(self):
+        if time.monotonic() - self.last_sweep > SWEEP_SECONDS:
+            outbox.sweep()
+            self.last_sweep = time.monotonic()
+        return outbox.drain(pool=self.pool, stopping=self.stopping) > 0
+
+    def idle(self):
+        # Woken at once by a message queued in this process (a bot reply), else polls.
+        if sending.QUEUED.wait(POLL_SECONDS):
+            sending.QUEUED.clear()
+
+    def close(self):
+        self.pool.shutdown(wait=True)
+        super().close()
+
+
+def stop_outbox(thread, grace=25):
+    """Before the process ends: messages claimed but not yet sent go back to the queue, and sends
+    under way get their answer recorded."""
+    thread.stopping.set()
+    thread.join(timeout=grace)
+
+
+def start(worker_id):
+    """The inbox and outbox threads of this process, beside django-tasks-db's loop."""
+    Inbox(worker_id).start()
+    thread = Outbox()
+    thread.start()
+    # The tasks loop exits on SIGTERM (a deploy); the outbox then hands back what it claimed.
+    atexit.register(stop_outbox, thread)
+
+
+def run_tasks(loop, *, batch):
+    """django-tasks-db's loop, `loop()`, started again after the database went away."""
+    while True:
+        try:
+            return loop()
+        except (InterfaceError, OperationalError):
+            if batch:
+                raise
+            # django-tasks-db's loop ends on any database error but a locked SQLite: a restart
+            # or failover of PostgreSQL would end the worker, inbox and outbox with it. The
+            # tasks wait in their table; start the loop again once the database answers.
+            logger.exception("the task loop lost the database; starting it again in %s s", RESTART_SECONDS)
+            connection.close()
+            time.sleep(RESTART_SECONDS)
+
+
+def drain_all():
+    """Everything waiting, once, in this thread (`db_worker --batch`)."""
+    inbound.drain(limit=None)
+    while outbox.drain():
+        pass
