@@ -163,7 +163,7 @@ def authenticate(header, address=""):
 
 def require_scope(token, scope):
     if not token.allows(scope):
-        raise ApiError(403, "forbidden_scope", _("This token may not %(action)s (scope \"%(scope)s\"); create one "
+        raise ApiError(403, "forbidden_scope", _("This token lacks the scope \"%(scope)s\" (%(action)s); create one "
                                                  "with --scope %(scope)s.") % {"action": Scope(scope).label,
                                                                                 "scope": scope})
 

@@ -138,7 +138,7 @@ class Scope(models.TextChoices):
 
     SEND = "send", _("send messages and upload media")
     READ = "read", _("read messages")
-    EXPORT = "export", _("export contacts (LGPD)")
+    EXPORT = "export", _("export contacts")
     CAMPAIGNS = "campaigns", _("manage campaigns")
 
 
