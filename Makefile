@@ -32,6 +32,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt
 run: $(VENV)/.run-installed .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap --url http://127.0.0.1:$(PORT)/
+	@echo http://127.0.0.1:$(PORT)/ > .run-url  # where `whatsapp_chatbot simulate` posts
 	@trap 'kill 0' INT TERM; \
 	$(PY) manage.py db_worker --queue-name '*' --interval 0.2 & \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) & \

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET
 
 from . import contacts, documents, media, openapi, ratelimit, sending
 from .models import IDEMPOTENCY_TTL, ApiToken, IdempotencyKey, Message, Scope
@@ -43,9 +43,9 @@ SEND_REFUSED = {"invalid_request": 400, "contact_blocked": 422, "outside_custome
 MEDIA_REFUSED = {"missing_file": 400, "type_not_allowed": 400, "too_large": 413, "meta_refused": 502}
 
 
-def api_view(scope):
-    """Bearer-token auth, per-token rate limit and the token's `scope` (403 without it); an
-    `ApiError` or a service's refusal becomes its JSON answer."""
+def api_view(scope, method):
+    """The HTTP `method` (405 otherwise), bearer-token auth, per-token rate limit and the token's
+    `scope` (403 without it); an `ApiError` or a service's refusal becomes its JSON answer."""
 
     def decorator(view):
         @csrf_exempt
@@ -53,6 +53,9 @@ def api_view(scope):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             try:
+                if request.method != method:
+                    raise ApiError(405, "method_not_allowed", _("Use %(method)s here.") % {"method": method},
+                                   headers={"Allow": method})
                 token = authenticate(request.headers.get("Authorization"), request.META.get("REMOTE_ADDR", ""))
                 require_scope(token, scope)
                 status, body = view(request, token, *args, **kwargs)
@@ -81,8 +84,7 @@ def answer_error(error):
 # --- Views ---------------------------------------------------------------------------------------
 
 
-@require_http_methods(["POST"])
-@api_view(Scope.SEND)
+@api_view(Scope.SEND, "POST")
 def send_message(request, token):
     try:
         body = request.body
@@ -91,8 +93,7 @@ def send_message(request, token):
     return send(token, body, request.headers.get("Idempotency-Key", ""))
 
 
-@require_GET
-@api_view(Scope.READ)
+@api_view(Scope.READ, "GET")
 def message_detail(request, token, message_id):
     message = Message.objects.select_related("contact", "phone_number").filter(pk=message_id).first()
     if message is None:
@@ -100,8 +101,7 @@ def message_detail(request, token, message_id):
     return 200, documents.message_object(message)
 
 
-@require_GET
-@api_view(Scope.EXPORT)
+@api_view(Scope.EXPORT, "GET")
 def contact_detail(request, token, wa_id):
     contact = contacts.find(wa_id)
     if contact is None:
@@ -109,8 +109,7 @@ def contact_detail(request, token, wa_id):
     return 200, documents.contact_export(contact)
 
 
-@require_http_methods(["POST"])
-@api_view(Scope.SEND)
+@api_view(Scope.SEND, "POST")
 def upload_media(request, token):
     try:
         uploaded = request.FILES.get("file")

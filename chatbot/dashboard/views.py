@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import conversation, inbound, lgpd, media, message_templates
@@ -296,7 +297,8 @@ def template_sync(request):
     except message_templates.SyncError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, _("%(count)d templates synced.") % {"count": count})
+        messages.success(request, ngettext("%(count)d template synced.", "%(count)d templates synced.", count) % {
+            "count": count})
     return redirect("chatbot:dashboard-templates")
 
 

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class PhoneNumberQuerySet(models.QuerySet):
@@ -100,7 +101,7 @@ class Contact(models.Model):
     opted_out_at = models.DateTimeField(_("opted out at"), null=True, blank=True)
     blocked = models.BooleanField(_("blocked"), default=False)
     # Meta's pair rate limit (about 1 message per 6 s to one user, with bursts): the time our
-    # sending to this contact is booked until (see `outbound.book_recipients`).
+    # sending to this contact is booked until (see `outbox.book_recipients`).
     send_booked_until = models.DateTimeField(_("sending booked until"), null=True, blank=True)
     anonymized_at = models.DateTimeField(_("anonymized at"), null=True, blank=True)
 
@@ -139,7 +140,7 @@ class Session(models.Model):
         BOT = "bot", _("with the bot")
         WAITING = "waiting", _("waiting for an operator")
         OPEN = "open", _("with an operator")
-        CLOSED = "closed", _("closed")
+        CLOSED = "closed", pgettext_lazy("conversation", "closed")
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="sessions", verbose_name=_("contact"))
     phone_number = models.ForeignKey(

@@ -1,6 +1,7 @@
 """Small formatting filters for the dashboard's templates."""
 
 from django import template
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from chatbot import media, outbox
@@ -23,6 +24,12 @@ def duration(value):
     if seconds < 86400:
         return _("%(h)d h %(m)02d min") % {"h": hours, "m": minutes % 60}
     return _("%(d)d d %(h)d h") % {"d": days, "h": hours % 24}
+
+
+@register.filter
+def since(moment):
+    """The time from `moment` to now (None for no moment)."""
+    return timezone.now() - moment if moment else None
 
 
 @register.filter

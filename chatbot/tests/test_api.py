@@ -298,3 +298,19 @@ def test_errors_are_in_portuguese_unless_english_is_asked_for(client, token):
     assert send(client, token, TEXT).json()["error"]["message"].startswith("Mais de 24 horas")
     english = send(client, token, TEXT, HTTP_ACCEPT_LANGUAGE="en")
     assert english.json()["error"]["message"].startswith("More than 24 hours")
+
+
+def test_a_wrong_method_gets_the_apis_json_error(client, token):
+    for method, url in (("get", "/chatbot/send/"), ("post", "/chatbot/api/messages/1/"), ("put", "/chatbot/media/")):
+        response = getattr(client, method)(url, HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert response.status_code == 405
+        assert response.json()["error"]["code"] == "method_not_allowed"
+        assert response["Allow"] in ("GET", "POST")
+
+
+@pytest.mark.parametrize("to", ["abc", "12", "+55 (11) 9", "US.", "us.123"])
+def test_a_recipient_that_is_no_number_is_400_before_any_rule(client, token, to):
+    response = send(client, token, {**TEXT, "to": to})
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "to"
+    assert not Contact.objects.exclude(wa_id="5511987654321").exists()  # nothing created for it

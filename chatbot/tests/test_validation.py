@@ -115,7 +115,7 @@ def test_messaging_product_and_recipient_type_may_be_left_out():
 
 @pytest.mark.parametrize("to, expected", [
     ("5511987654321", TO), ("+55 11 98765-4321", TO), ("+55.11.98765.4321", TO), ("12345678", "12345678"),
-    ("123456789012345", "123456789012345"), (BSUID, BSUID), ("a" * 256, "a" * 256),
+    ("123456789012345", "123456789012345"), (BSUID, BSUID), ("US.13491208655302741918", "US.13491208655302741918"),
 ])
 def test_recipient(to, expected):
     assert clean_message({"to": to, "type": "text", "text": {"body": "Oi"}})["to"] == expected
@@ -144,7 +144,8 @@ INVALID = {
     "plus inside to": (message("text", {"body": "Oi"}, to="55+11987654321"), "to", "business-scoped"),
     "to with spaces and letters": (message("text", {"body": "Oi"}, to="ana souza"), "to", "business-scoped"),
     "BSUID without letters": (message("text", {"body": "Oi"}, to="12.34_56"), "to", "business-scoped"),
-    "BSUID too long": (message("text", {"body": "Oi"}, to="a" * 257), "to", "business-scoped"),
+    "BSUID too long": (message("text", {"body": "Oi"}, to="BR." + "1" * 254), "to", "business-scoped"),
+    "a word, not a number": (message("text", {"body": "Oi"}, to="abc"), "to", "business-scoped"),
     "non-ASCII digits": (message("text", {"body": "Oi"}, to="٥٥١١٩٨٧٦٥٤٣٢١"), "to", "business-scoped"),
     # context and opaque data
     "context not an object": (message("text", {"body": "Oi"}, context="wamid.X"), "context", "JSON object"),

@@ -34,7 +34,7 @@ def test_reprocess_failed_applies_events_once_fixed(client, run_tasks):
     assert Message.objects.count() == 0
 
     output = run("reprocess", "--failed")
-    assert "1 events reprocessed: 1 processed, 0 failed." in output or "1 eventos" in output
+    assert output.strip() == "1 evento reprocessado: 1 aplicado, 0 com falha."  # one event, in the singular
     assert WebhookEvent.objects.get().result == "processed"
     assert Message.objects.count() == 1
     # A second run finds nothing left to do and duplicates stay out.
@@ -71,6 +71,13 @@ def test_create_api_token_takes_its_scopes():
     assert "export, read" in output
     with pytest.raises(CommandError, match="delete"):
         run("create-api-token", "X", "--scope", "delete")
+
+
+def test_argument_errors_are_told_in_portuguese():
+    with pytest.raises(CommandError, match="opção inválida: 'delete' \\(escolha entre"):
+        run("create-api-token", "X", "--scope", "delete")
+    with pytest.raises(CommandError, match="opção inválida: 'voar'"):
+        run("voar")
 
 
 def test_unknown_subcommand_is_refused():
@@ -111,6 +118,24 @@ def test_simulate_plays_the_customer_and_prints_the_bots_answers(live_server, se
 def test_simulate_says_when_nothing_listens():
     with pytest.raises(CommandError, match=r"inicie o produto antes \(make run\)"):
         run("simulate", "--url", "http://127.0.0.1:9/chatbot/webhook/", "oi")
+
+
+@pytest.mark.parametrize("number", ["abc", "12", "US.13491208655302741918"])
+def test_simulate_plays_only_a_customer_with_a_phone_number(number):
+    with pytest.raises(CommandError, match="--from"):
+        run("simulate", "--from", number, "oi")
+    assert not Contact.objects.exists()
+
+
+def test_simulate_posts_where_make_run_serves(monkeypatch, tmp_path):
+    from chatbot.management.commands import whatsapp_chatbot
+
+    monkeypatch.setattr(whatsapp_chatbot, "RUN_URL_FILE", tmp_path / ".run-url")
+    assert whatsapp_chatbot.running_url() == "http://127.0.0.1:8000/chatbot/webhook/"
+    (tmp_path / ".run-url").write_text("http://127.0.0.1:8010/\n")
+    assert whatsapp_chatbot.running_url() == "http://127.0.0.1:8010/chatbot/webhook/"
+    with pytest.raises(CommandError, match="8010"):
+        run("simulate", "oi")  # nothing listens there in the tests: the error names the address tried
 
 
 def test_simulate_needs_the_app_secret(settings):
@@ -161,7 +186,7 @@ def test_every_subcommand_of_the_contract_has_help():
     subparsers = next(action for action in parser._actions if action.dest == "subcommand")
     assert set(CONTRACT) <= set(subparsers.choices)
     for name in CONTRACT:
-        assert subparsers.choices[name].format_help().startswith("usage:")
+        assert subparsers.choices[name].format_help().startswith("uso:")  # argparse too speaks Portuguese
     assert "--json" in subparsers.choices["status"].format_help()
     assert "--days" in subparsers.choices["purge"].format_help()
     assert "--yes" in subparsers.choices["anonymize-contact"].format_help()
@@ -176,7 +201,7 @@ def test_status_shows_secrets_only_as_set_or_missing(settings):
     assert "Mode: live" in output
     assert "WHATSAPP_ACCESS_TOKEN" in output and "EAAGsecretTOKEN123" not in output
     assert settings.WHATSAPP_APP_SECRET not in output and settings.SECRET_KEY not in output
-    assert "Counts: 1 contacts" in output
+    assert "Counts: 1 contact, 0 open conversations" in output
     assert "Database: ok" in output
 
 
@@ -296,7 +321,7 @@ def test_purge_prints_the_counts_and_validates_days(settings):
                            source="customer", type="text", text="velho", status="received", timestamp=old)
     WebhookEvent.objects.create(body="{}", result="processed", received_at=old)
     output = run_en("purge")
-    assert output.startswith("Purged what is older than 90 days: 1 messages, 0 media files, 1 webhook events")
+    assert output.startswith("Purged what is older than 90 days: 1 message, 0 media files, 1 webhook event,")
     assert not Message.objects.exists()
     assert "older than 7 days: 0 messages" in run_en("purge", "--days", "7")
     _output, error = failing("purge", "--days", "0")

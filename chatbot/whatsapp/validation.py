@@ -20,7 +20,9 @@ MEDIA = {MediaKind.IMAGE: {"caption"}, MediaKind.VIDEO: {"caption"}, MediaKind.D
 # Send-side template component types; Meta compares them case-insensitively.
 COMPONENT_TYPES = {"header", "body", "footer", "button", "carousel", "limited_time_offer"}
 TEMPLATE_NAME = re.compile(r"[a-z0-9_]+")
-BSUID = re.compile(r"[A-Za-z0-9._-]+")
+# A business-scoped user ID: a two-letter country code, a period, up to 128 letters and digits
+# (US.13491208655302741918), with ENT. before them for a parent BSUID (WA:business-scoped-user-ids).
+BSUID = re.compile(r"[A-Z]{2}(\.[A-Za-z0-9]+)+")
 PLACEHOLDER = re.compile(r"{{\s*([A-Za-z0-9_]+)\s*}}")
 WAMID_MAX = 255  # our column; Meta's message IDs are far shorter
 
@@ -97,19 +99,23 @@ def _only(obj, keys, path):
             _fail(_("%(field)s is not a field Meta accepts here."), _at(path, key))
 
 
-def _recipient(value):
+def recipient(value, field="to"):
+    """A customer's address as Meta takes it: a phone number's digits (written with or without +,
+    spaces, dots, dashes, parentheses) or a business-scoped user ID. The one check of a number,
+    for the API, the `send` and `simulate` commands and the dashboard."""
     if not isinstance(value, str) or not value.strip():
-        _fail(_("to is required: the customer's phone number with country code."), "to")
+        _fail(_("%(field)s is required: the customer's phone number with country code."), field)
+    value = value.strip()
     digits = re.sub(r"[\s().-]", "", value).removeprefix("+")
     if digits.isascii() and digits.isdigit():
         if not 8 <= len(digits) <= 15:
-            _fail(_("to must be a phone number with country code: 8 to 15 digits (got %(count)d)."), "to",
+            _fail(_("%(field)s must be a phone number with country code: 8 to 15 digits (got %(count)d)."), field,
                   count=len(digits))
         return digits
-    # A business-scoped user ID (WA:business-scoped-user-ids) is opaque: we only check its alphabet.
-    if len(value) <= 256 and BSUID.fullmatch(value) and any(c.isalpha() for c in value):
+    if len(value) <= 256 and BSUID.fullmatch(value):
         return value
-    _fail(_("to must be a phone number with country code or a business-scoped user ID."), "to")
+    _fail(_("%(field)s must be a phone number with country code (5511987654321) or a business-scoped user ID "
+            "(US.13491208655302741918)."), field)
 
 
 # --- Per type --------------------------------------------------------------------------------
@@ -334,7 +340,7 @@ def clean_message(data):
     _only(data, DROPPED.keys() | KEPT | {kind}, "")
     if "phone_number_id" in data:
         _text(data, "phone_number_id", "")
-    message = {"to": _recipient(data.get("to")), "type": kind}
+    message = {"to": recipient(data.get("to")), "type": kind}
     body = data.get(kind)
     if body is None:
         _fail(_("A %(field)s message needs a \"%(field)s\" object."), kind)

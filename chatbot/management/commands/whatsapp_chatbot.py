@@ -10,18 +10,33 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.db.models import Q
+from django.utils import formats, timezone
+from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext as _
 
 from chatbot import contacts, diagnostics, inbound, lgpd, message_templates, sending
 from chatbot.models import ApiToken, Message, PhoneNumber, Scope, Session, Template, WebhookEvent
-from chatbot.whatsapp import webhook
+from chatbot.whatsapp import validation, webhook
 
 OK, FAIL = "✓", "✗"
+DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8000/chatbot/webhook/"
+# `make run` writes where it serves (its PORT), so that `simulate` finds it.
+RUN_URL_FILE = settings.BASE_DIR / ".run-url"
+
+
+def running_url():
+    """The webhook of the product `make run` started, or the default address."""
+    try:
+        base = RUN_URL_FILE.read_text().strip()
+    except OSError:
+        return DEFAULT_WEBHOOK_URL
+    return base.rstrip("/") + "/chatbot/webhook/" if base.startswith(("http://", "https://")) else DEFAULT_WEBHOOK_URL
 
 
 def describe(message):
@@ -47,8 +62,27 @@ def progress(iterable, total, label, stream=sys.stderr):
         stream.write("\n")
 
 
+# argparse's own messages, for makemessages: the command has argparse write them through Django's
+# gettext (`create_parser`), so that a mistyped argument is told in the product's language.
+ARGPARSE_MESSAGES = [
+    gettext_noop("usage: "), gettext_noop("%(prog)s: error: %(message)s\n"),
+    gettext_noop("the following arguments are required: %s"), gettext_noop("unrecognized arguments: %s"),
+    gettext_noop("argument %(argument_name)s: %(message)s"),
+    gettext_noop("invalid choice: %(value)r (choose from %(choices)s)"),
+    gettext_noop("invalid %(type)s value: %(value)r"),
+    gettext_noop("expected one argument"), gettext_noop("ambiguous option: %(option)s could match %(matches)s"),
+    gettext_noop("show this help message and exit"), gettext_noop("positional arguments"), gettext_noop("options"),
+    gettext_noop("unknown parser %(parser_name)r (choices: %(choices)s)"),
+    gettext_noop("expected at least one argument"),
+]
+
+
 class Command(BaseCommand):
     help = _("Operate the WhatsApp chatbot: see the subcommands below.")
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        argparse._, argparse.ngettext = gettext, ngettext
+        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
         commands = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
@@ -76,7 +110,9 @@ class Command(BaseCommand):
         simulate.add_argument("text", help=_("What the customer writes."))
         simulate.add_argument("--from", dest="wa_id", default="5511999990000", help=_("The customer's number."))
         simulate.add_argument("--name", default="Cliente Teste", help=_("The customer's profile name."))
-        simulate.add_argument("--url", default="http://127.0.0.1:8000/chatbot/webhook/", help=_("The webhook URL."))
+        simulate.add_argument("--url", default=None,
+                              help=_("The webhook URL (default: where make run serves, else %(url)s).") % {
+                                  "url": DEFAULT_WEBHOOK_URL})
         simulate.add_argument("--wait", type=float, default=5, help=_("Seconds to wait for the answers."))
 
         send = commands.add_parser("send", help=_("Send a text message (only inside the 24-hour window)."))
@@ -147,16 +183,24 @@ class Command(BaseCommand):
         outcome = {"processed": 0, "failed": 0}
         for event in progress(events.iterator(), total, _("Reprocessing")):
             outcome[inbound.reprocess(event).result] += 1
-        self.stdout.write(
-            _("%(total)d events reprocessed: %(processed)d processed, %(failed)d failed.")
-            % {"total": total, **outcome}
-        )
+        self.stdout.write(_("%(total)s: %(processed)s, %(failed)s.") % {
+            "total": ngettext("%(n)d event reprocessed", "%(n)d events reprocessed", total) % {"n": total},
+            "processed": ngettext("%(n)d applied", "%(n)d applied", outcome["processed"]) % {
+                "n": outcome["processed"]},
+            "failed": ngettext("%(n)d failed", "%(n)d failed", outcome["failed"]) % {"n": outcome["failed"]}})
         if outcome["failed"]:
             raise CommandError(_("Some events still fail; see their error in the admin (Webhook events)."))
 
     def handle_simulate(self, *, text, wa_id, name, url, wait, **options):
         if not settings.WHATSAPP_APP_SECRET:
             raise CommandError(_("WHATSAPP_APP_SECRET is not set, so the webhook refuses every message."))
+        try:
+            wa_id = validation.recipient(wa_id, field="--from")
+        except validation.InvalidMessage as error:
+            raise CommandError(error.message) from None
+        if not wa_id.isdigit():
+            raise CommandError(_("--from must be the customer's phone number with country code, e.g. 5511987654321."))
+        url = url or running_url()
         wamid = f"wamid.SIMULATED{uuid.uuid4().hex}"
         body = webhook.customer_message(phone_number_id=PhoneNumber.objects.default().phone_number_id,
                                         wa_id=wa_id, name=name, wamid=wamid, text=text)
@@ -171,8 +215,8 @@ class Command(BaseCommand):
             raise CommandError(_("The webhook answered %(status)s: %(reason)s") % {
                 "status": error.code, "reason": error.read()[:200].decode(errors="replace")}) from None
         except (OSError, ValueError):
-            raise CommandError(_("Nothing answers at %(url)s: start the product first (make run).") % {"url": url}) \
-                from None
+            raise CommandError(_("Nothing answers at %(url)s: start the product first (make run), or say where it "
+                                 "runs with --url.") % {"url": url}) from None
         self.stdout.write(f"{name}: {text}")
         for reply in self.bot_replies(wamid, wait):
             self.stdout.write(_("bot: %(text)s") % {"text": reply})
@@ -237,8 +281,9 @@ class Command(BaseCommand):
         else:
             write(_("Mode: live"))
         write(_("Configuration:"))
+        shown = {"set": _("set"), "missing": _("missing")}
         for name, value in document["configuration"].items():
-            write(f"  {name:<30} {value}")
+            write(f"  {name:<30} {shown.get(value, value)}")
         database = document["database"]
         if database["ok"]:
             write(_("Database: ok, %(engine)s %(name)s (%(latency)s ms)") % {
@@ -247,23 +292,34 @@ class Command(BaseCommand):
             write(_("Database: DOWN (%(engine)s %(name)s)") % database)
             return
         counts = document["counts"]
-        write(_("Counts: %(contacts)d contacts, %(sessions_open)d open sessions (%(sessions_waiting)d waiting), "
-                "%(messages)d messages (%(messages_24h)d in 24 h, %(failed_24h)d failed), %(templates)d templates, "
-                "%(api_tokens)d API tokens") % counts)
+        parts = [
+            ngettext("%(n)d contact", "%(n)d contacts", counts["contacts"]) % {"n": counts["contacts"]},
+            ngettext("%(n)d open conversation (%(waiting)d waiting)", "%(n)d open conversations (%(waiting)d waiting)",
+                     counts["sessions_open"]) % {"n": counts["sessions_open"], "waiting": counts["sessions_waiting"]},
+            ngettext("%(n)d message (%(recent)d in 24 h, %(failed)d failed)",
+                     "%(n)d messages (%(recent)d in 24 h, %(failed)d failed)", counts["messages"]) % {
+                "n": counts["messages"], "recent": counts["messages_24h"], "failed": counts["failed_24h"]},
+            ngettext("%(n)d template", "%(n)d templates", counts["templates"]) % {"n": counts["templates"]},
+            ngettext("%(n)d API token", "%(n)d API tokens", counts["api_tokens"]) % {"n": counts["api_tokens"]},
+        ]
+        write(_("Counts: %(counts)s") % {"counts": ", ".join(parts)})
         queue, worker, hook = document["queue"], document["worker"], document["webhook"]
         write(_("Queue: %(pending)d pending, oldest %(oldest_pending_s)s s") % queue
               + ("" if queue["ok"] else "  " + _("(workers are not keeping up: is db_worker running?)")))
-        write(_("Worker: last seen %(when)s") % {"when": worker["last_seen"] or _("never")}
+        write(_("Worker: last seen %(when)s") % {"when": local(worker["last_seen"])}
               + ("" if worker["ok"] else "  " + _("(start one: python manage.py db_worker)")))
-        write(_("Last webhook: %(when)s; %(failed)d failed in 24 h") % {
-            "when": hook["last_received_at"] or _("never"), "failed": hook["failed_last_24h"]})
+        write(_("Last webhook: %(when)s; %(failed)s") % {
+            "when": local(hook["last_received_at"]),
+            "failed": ngettext("%(n)d failed in 24 h", "%(n)d failed in 24 h", hook["failed_last_24h"]) % {
+                "n": hook["failed_last_24h"]}})
         whatsapp = document["whatsapp"]
-        write(_("WhatsApp: token %(token)s") % whatsapp)
+        tokens = {"ok": _("accepted by Meta"), "invalid": _("refused by Meta"), "unknown": _("not checked yet")}
+        write(_("WhatsApp: token %(token)s") % {"token": tokens.get(whatsapp["token"], whatsapp["token"])})
         for number in whatsapp["numbers"]:
             write("  " + _("number %(phone_number_id)s: quality %(quality)s, messaging limit %(limit)s, "
                            "checked %(when)s") % {
                 "phone_number_id": number["phone_number_id"], "quality": number["quality_rating"] or "?",
-                "limit": number["messaging_limit"] or "?", "when": number["checked_at"] or _("never")})
+                "limit": number["messaging_limit"] or "?", "when": local(number["checked_at"])})
 
     # --- check -----------------------------------------------------------------------------------
 
@@ -273,7 +329,9 @@ class Command(BaseCommand):
             self.stdout.write(f"{OK if ok else FAIL} {text}")
         failed = sum(1 for ok, _text in results if not ok)
         if failed:
-            raise CommandError(_("%(failed)d of %(total)d checks failed.") % {"failed": failed, "total": len(results)})
+            raise CommandError(ngettext("%(failed)d of %(total)d checks failed.",
+                                        "%(failed)d of %(total)d checks failed.", failed) % {
+                "failed": failed, "total": len(results)})
 
     # --- templates, retention, LGPD --------------------------------------------------------------
 
@@ -283,7 +341,8 @@ class Command(BaseCommand):
         except message_templates.SyncError as error:
             raise CommandError(str(error)) from None
         gone = Template.objects.filter(status=message_templates.GONE).count()
-        self.stdout.write(_("%(count)d templates synced from Meta (%(gone)d marked DELETED).") % {
+        self.stdout.write(ngettext("%(count)d template synced from Meta (%(gone)d marked DELETED).",
+                                   "%(count)d templates synced from Meta (%(gone)d marked DELETED).", count) % {
             "count": count, "gone": gone})
 
     def handle_purge(self, *, days, batch, **options):
@@ -291,11 +350,23 @@ class Command(BaseCommand):
                   "pending_statuses": _("Pending statuses"), "idempotency_keys": _("Idempotency keys")}
         counts = lgpd.purge(days, batch=batch,
                             progress=lambda items, total, label: progress(items, total, labels.get(label, label)))
-        self.stdout.write(_(
-            "Purged what is older than %(days)d days: %(messages)d messages, %(media_files)d media files, "
-            "%(webhook_events)d webhook events, %(tasks)d finished tasks, %(pending_statuses)d pending statuses, "
-            "%(idempotency_keys)d idempotency keys; %(sessions)d closed sessions emptied."
-        ) % {"days": settings.STORE_MESSAGE_UP_TO if days is None else days, **counts})
+        days = settings.STORE_MESSAGE_UP_TO if days is None else days
+        parts = [
+            ngettext("%(n)d message", "%(n)d messages", counts["messages"]) % {"n": counts["messages"]},
+            ngettext("%(n)d media file", "%(n)d media files", counts["media_files"]) % {"n": counts["media_files"]},
+            ngettext("%(n)d webhook event", "%(n)d webhook events", counts["webhook_events"]) % {
+                "n": counts["webhook_events"]},
+            ngettext("%(n)d finished task", "%(n)d finished tasks", counts["tasks"]) % {"n": counts["tasks"]},
+            ngettext("%(n)d pending status", "%(n)d pending statuses", counts["pending_statuses"]) % {
+                "n": counts["pending_statuses"]},
+            ngettext("%(n)d idempotency key", "%(n)d idempotency keys", counts["idempotency_keys"]) % {
+                "n": counts["idempotency_keys"]},
+        ]
+        self.stdout.write(ngettext("Purged what is older than %(days)d day: %(what)s; %(sessions)s.",
+                                   "Purged what is older than %(days)d days: %(what)s; %(sessions)s.", days) % {
+            "days": days, "what": ", ".join(parts),
+            "sessions": ngettext("%(n)d closed conversation emptied", "%(n)d closed conversations emptied",
+                                 counts["sessions"]) % {"n": counts["sessions"]}})
 
     def handle_export_contact(self, *, wa_id, **options):
         self.stdout.write(dumps(lgpd.export(find_contact(wa_id))))
@@ -310,8 +381,21 @@ class Command(BaseCommand):
             if answer.strip().lower() not in {"yes", _("yes")}:
                 raise CommandError(_("Nothing was erased."))
         counts = lgpd.anonymize(contact)
-        self.stdout.write(_("Contact #%(id)d anonymized: %(messages)d messages emptied, %(media_files)d media files "
-                            "deleted, %(webhook_events)d webhook events redacted.") % {"id": contact.pk, **counts})
+        self.stdout.write(_("Contact #%(id)d anonymized: %(messages)s, %(files)s, %(events)s.") % {
+            "id": contact.pk,
+            "messages": ngettext("%(n)d message emptied", "%(n)d messages emptied", counts["messages"]) % {
+                "n": counts["messages"]},
+            "files": ngettext("%(n)d media file deleted", "%(n)d media files deleted", counts["media_files"]) % {
+                "n": counts["media_files"]},
+            "events": ngettext("%(n)d webhook event redacted", "%(n)d webhook events redacted",
+                               counts["webhook_events"]) % {"n": counts["webhook_events"]}})
+
+
+def local(iso):
+    """An ISO time of the report as people read it here: TIME_ZONE, the language's date format."""
+    if not iso:
+        return _("never")
+    return formats.date_format(timezone.localtime(datetime.fromisoformat(iso)), "SHORT_DATETIME_FORMAT")
 
 
 def positive_int(value):
