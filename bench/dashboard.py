@@ -25,6 +25,7 @@ import time
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,6 +51,7 @@ TARGET_P95_MS = 100
 PNID = "106540352242922"
 OPERATOR, PASSWORD = "bench", "bench-password"
 DEPARTMENTS = ["Vendas", "Suporte", "Financeiro", "Cobrança"]
+LABELS = ["VIP", "Atraso na entrega", "Troca", "Boleto", "Reclamação"]
 WARMUP = 3
 
 FIRST_NAMES = ["Ana", "Bruno", "Carla", "Diego", "Eduarda", "Felipe", "Gabriela", "Henrique", "Isabela", "João",
@@ -316,7 +318,7 @@ def seed():
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from chatbot.models import Contact, Message, Session, WebhookEvent
+    from chatbot.models import Contact, Label, Message, Session, WebhookEvent
 
     started = time.monotonic()
     rng = random.Random(6)
@@ -324,6 +326,8 @@ def seed():
     end = now.timestamp()
     with transaction.atomic():
         number, team = configuration(now)
+        labels = [Label.objects.create(name=name, color=color, position=index) for index, (name, color) in
+                  enumerate(zip(LABELS, Label.Color.values, strict=False))]
     sessions = plan_sessions(rng, end, team)
     with transaction.atomic(), without_indexes(Contact, Session, Message, WebhookEvent):
         with connection.cursor() as cursor:
@@ -341,6 +345,10 @@ def seed():
                   message_rows(rng, sessions, number.pk, end))
         copy_rows(WebhookEvent, ["body", "received_at", "result", "processed_at", "summary", "error", "attempts"],
                   webhook_rows(rng, end))
+        # One session in ten has a label.
+        copy_rows(Session.labels.through, ["session", "label"],
+                  ((session["id"], labels[index % len(labels)].pk) for index, session in enumerate(sessions)
+                   if index % 10 == 0))
         with connection.cursor() as cursor:
             # Contacts and sessions were numbered here: their sequences go on after the last id.
             for sql in connection.ops.sequence_reset_sql(no_style(), [Contact, Session]):
@@ -351,7 +359,8 @@ def seed():
         cursor.execute("SELECT pg_database_size(current_database())")
         size = cursor.fetchone()[0]
         state = {"seeded_at": now.isoformat(), "seconds": round(time.monotonic() - started, 1), "bytes": size,
-                 "big_session": sessions[0]["id"], "sessions": len(sessions), "contacts": CONTACTS,
+                 "big_session": sessions[0]["id"], "big_contact": sessions[0]["contact"], "label": labels[0].pk,
+                 "sessions": len(sessions), "contacts": CONTACTS,
                  "messages": MESSAGES}
         cursor.execute(f'COMMENT ON DATABASE "{DATABASE}" IS %s', [json.dumps(state)])
     return state
@@ -467,8 +476,18 @@ def main():
         "conversations": base + "conversations/",
         "conversations, window": base + "conversations/?sort=window",
         "conversations, waiting": base + "conversations/?status=waiting",
-        "conversations, search": base + "conversations/?q=Silva",
-        f"conversation ({BIG_CONVERSATION:,} msgs)": base + f"conversations/{state['big_session']}/",
+        "conversations, search a name": base + "conversations/?q=Silva",
+        "search messages (rastreio)": base + "conversations/?q=rastreio",
+        "search messages, accents (codigo)": base + "conversations/?q=codigo",
+        "search messages, no match": base + "conversations/?q=guarda-chuva",
+        "search all, closed too": base + "conversations/?status=all&q=rastreio",
+        "search all, no match": base + "conversations/?status=all&q=guarda-chuva",
+        "conversations, a label": base + f"conversations/?label={state['label']}",
+        f"split view, {BIG_CONVERSATION:,} msgs": base + f"conversations/{state['big_session']}/",
+        "live update, nothing new": None,  # the mark of the moment, filled in below
+        "live update, changed": None,  # a message newer than the page's: filled in below
+        "pulse (every tab, every 2 s)": base + "pulse/",
+        "contact": base + f"contacts/{state['big_contact']}/",
     }
     # The very first overview counts the last 30 days into DailyStats, once for every process.
     from chatbot.models import DailyStats
@@ -477,6 +496,13 @@ def main():
     start = time.perf_counter()
     client.get(base, secure=True)
     first_overview_ms = round((time.perf_counter() - start) * 1000)
+    updates = base + f"conversations/{state['big_session']}/updates/"
+    pages["live update, nothing new"] = updates + "?mark=" + quote(client.get(updates, secure=True).json()["mark"])
+    from chatbot.models import Message
+
+    newest = Message.objects.filter(session_id=state["big_session"]).order_by("-pk").values_list("pk", flat=True)
+    # The page had all but the newest message: the update renders the thread's last page again.
+    pages["live update, changed"] = updates + f"?mark=old&after={newest[1]}"
     figures = {}
     for name, path in pages.items():
         before = recount_yesterday if name == RECOUNT else None
@@ -497,13 +523,13 @@ def main():
     save("dashboard", result)
     print(f"Machine: {result['machine']}; PostgreSQL; {options.requests} requests per page after {WARMUP} warm-ups, "
           "in-process (django.test.Client), logged in as an operator")
-    print(f"{'page':30} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8} {'SQL ms':>8}  target p95 <= "
+    print(f"{'page':36} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8} {'SQL ms':>8}  target p95 <= "
           f"{TARGET_P95_MS} ms")
     for name, page in figures.items():
         verdict = "ok" if page["ok"] else "FAIL" if page["status"] == 200 else f"ERROR: answered {page['status']}"
         if name == RECOUNT and page["status"] == 200:
             verdict = "(once per 10 min)"
-        print(f"{name:30} {page['status']:>6} {page['p50_ms'] or '-':>8} {page['p95_ms'] or '-':>8} "
+        print(f"{name:36} {page['status']:>6} {page['p50_ms'] or '-':>8} {page['p95_ms'] or '-':>8} "
               f"{page['queries'] if page['queries'] is not None else '-':>8} {page['sql_ms'] or '-':>8}  {verdict}")
     print(f"The first overview after installing (counting 30 days once, for every process): {first_overview_ms} ms")
     failed = [name for name, page in figures.items()

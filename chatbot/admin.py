@@ -1,7 +1,15 @@
+"""The Django admin: every table of the app, for superusers and for staff with model permissions;
+the internal ones (queues, limits, counters, raw events) for superusers only. The owner's everyday
+settings are also in the dashboard (dashboard/business.py)."""
+
 from django import forms
+from django.apps import apps
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
+from django_tasks_db.admin import DBTaskResultAdmin  # registers DBTaskResult, replaced below
+from django_tasks_db.models import DBTaskResult
 
+from .dashboard.business_forms import BOT_GROUPS
 from .models import (
     AccountEvent,
     ApiToken,
@@ -9,6 +17,7 @@ from .models import (
     BusinessHours,
     CannedReply,
     Contact,
+    ContactAttribute,
     DailyStats,
     Department,
     Flow,
@@ -17,8 +26,10 @@ from .models import (
     Holiday,
     IdempotencyKey,
     KeywordRule,
+    Label,
     Message,
     Note,
+    OperatorProfile,
     PendingStatus,
     PhoneNumber,
     RateLimit,
@@ -28,6 +39,26 @@ from .models import (
     WebhookEvent,
     WorkerBeat,
 )
+
+
+class SuperuserOnly:
+    """For internal tables: superusers only, even for staff granted the model's permissions (the
+    mixin only narrows: a ModelAdmin's own refusals, such as no add, stay)."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_view_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_change_permission(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_superuser and super().has_add_permission(request, *args)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
 
 
 @admin.register(PhoneNumber)
@@ -89,7 +120,7 @@ class TemplateAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["id", "received_at", "result", "attempts", "summary"]
     list_filter = ["result"]
     search_fields = ["body"]
@@ -98,14 +129,14 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(PendingStatus)
-class PendingStatusAdmin(admin.ModelAdmin):
+class PendingStatusAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["wamid", "status", "timestamp", "received_at"]
     search_fields = ["wamid"]
     list_filter = ["status"]
 
 
 @admin.register(AccountEvent)
-class AccountEventAdmin(admin.ModelAdmin):
+class AccountEventAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["created_at", "field", "event", "waba_id", "phone_number"]
     search_fields = ["event", "waba_id"]
     list_filter = ["field", "event"]
@@ -113,13 +144,13 @@ class AccountEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(RateLimit)
-class RateLimitAdmin(admin.ModelAdmin):
+class RateLimitAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["key", "booked_until"]
     search_fields = ["key"]
 
 
 @admin.register(IdempotencyKey)
-class IdempotencyKeyAdmin(admin.ModelAdmin):
+class IdempotencyKeyAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["key", "token", "status_code", "created_at"]
     search_fields = ["key"]
     list_filter = ["status_code"]
@@ -127,7 +158,7 @@ class IdempotencyKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkerBeat)
-class WorkerBeatAdmin(admin.ModelAdmin):
+class WorkerBeatAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["hostname", "pid", "worker_id", "started_at", "last_seen"]
     search_fields = ["hostname", "worker_id"]
     readonly_fields = ["worker_id", "hostname", "pid", "started_at", "last_seen"]
@@ -170,15 +201,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 @admin.register(BotSettings)
 class BotSettingsAdmin(admin.ModelAdmin):
-    fieldsets = [
-        (_("Conversation"), {"fields": ["greeting", "menu_text", "menu_button", "human_option", "fallback_text",
-                                        "fallback_limit"]}),
-        (_("Handoff to people"), {"fields": ["handoff_text", "handoff_timeout_minutes", "handoff_timeout_text",
-                                             "followup_template", "followup_template_language"]}),
-        (_("Business hours"), {"fields": ["out_of_hours_text"]}),
-        (_("Marketing opt-out"), {"fields": ["opt_out_confirm_text", "opt_out_done_text", "opt_in_text"]}),
-        (_("Sessions and spam"), {"fields": ["inactivity_hours", "closing_text", "spam_cooldown_minutes"]}),
-    ]
+    fieldsets = [(title, {"fields": names}) for title, names in BOT_GROUPS]
 
     def has_add_permission(self, request):
         return not BotSettings.objects.exists()
@@ -267,6 +290,44 @@ class NoteAdmin(admin.ModelAdmin):
 
 
 @admin.register(DailyStats)
-class DailyStatsAdmin(admin.ModelAdmin):
+class DailyStatsAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["day", "received", "sent", "counted_at"]
     date_hierarchy = "day"
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    list_display = ["name", "color", "position"]
+    list_editable = ["color", "position"]
+    search_fields = ["name"]
+
+
+@admin.register(ContactAttribute)
+class ContactAttributeAdmin(admin.ModelAdmin):
+    list_display = ["name", "key", "position"]
+    list_editable = ["position"]
+    search_fields = ["name", "key"]
+
+
+@admin.register(OperatorProfile)
+class OperatorProfileAdmin(admin.ModelAdmin):
+    list_display = ["user", "sound", "notifications", "seen_at"]
+    search_fields = ["user__username", "user__first_name"]
+    readonly_fields = ["seen_at", "viewing", "viewing_at"]
+
+
+# --- django_tasks_db's task results: internal, and named in English only by the package ---
+
+admin.site.unregister(DBTaskResult)
+
+
+@admin.register(DBTaskResult)
+class TaskResultAdmin(SuperuserOnly, DBTaskResultAdmin):
+    pass
+
+
+# Our own msgids, so that our catalog translates the names the admin shows (the package's app name
+# is a plain string). Only the live names change: migrations read the model's declared Meta.
+apps.get_app_config("django_tasks_database").verbose_name = _("Background tasks")
+DBTaskResult._meta.verbose_name = _("background task")
+DBTaskResult._meta.verbose_name_plural = _("background tasks")

@@ -7,4 +7,9 @@ class ChatbotConfig(AppConfig):
     verbose_name = _("WhatsApp chatbot")
 
     def ready(self):
-        from . import checks  # noqa: F401 (registers the system checks)
+        from django.db.backends.signals import connection_created
+
+        from . import checks, search  # noqa: F401 (importing checks registers them)
+
+        search.register()
+        connection_created.connect(search.register_sqlite_functions, dispatch_uid="chatbot.search")

@@ -42,6 +42,12 @@ logger = logging.getLogger(__name__)
 SPAM_WINDOW = timedelta(minutes=1)
 
 
+def lock(session_id, *related):
+    """The session's row, locked until the transaction ends (only its own row: not the contact's or
+    the number's it is read with), with `related` rows read alongside."""
+    return Session.objects.select_for_update(of=("self",)).select_related(*related).get(pk=session_id)
+
+
 def open_session(contact, phone_number, moment, *, new_contact=False):
     """The contact's open session on this number, locked for this transaction, created if none.
 
@@ -289,53 +295,12 @@ def hand_off(session, *, department_id, now, texts):
     send(session, bot.text(body))
 
 
-def take(session, user):
-    """An operator takes the session: the bot stops, the customer is theirs."""
-    with transaction.atomic():
-        locked = Session.objects.select_for_update().get(pk=session.pk)
-        if locked.status == Session.Status.CLOSED:
-            return False
-        locked.status = Session.Status.OPEN
-        locked.assigned_to = user
-        locked.first_response_at = locked.first_response_at or timezone.now()
-        locked.unread = 0
-        locked.save()
-    return True
-
-
-def transfer(session, *, department=None, user=None):
-    """To another department's queue, or to an operator; False when the session has closed."""
-    with transaction.atomic():
-        locked = Session.objects.select_for_update().get(pk=session.pk)
-        if locked.status == Session.Status.CLOSED:
-            return False
-        locked.department = department or locked.department
-        locked.assigned_to = user
-        locked.status = Session.Status.OPEN if user else Session.Status.WAITING
-        locked.waiting_since = locked.waiting_since if user else timezone.now()
-        locked.save()
-    return True
-
-
-def return_to_bot(session):
-    """The bot answers the customer again; False when the session has closed."""
-    with transaction.atomic():
-        locked = Session.objects.select_for_update().get(pk=session.pk)
-        if locked.status == Session.Status.CLOSED:
-            return False
-        locked.status = Session.Status.BOT
-        locked.assigned_to = None
-        locked.bot_state = BotState(greeted=True).dump()
-        locked.save()
-    return True
-
-
 def close(session, *, now=None, message=True):
     """Close a session (once: False when it already was); the customer's next message opens a
     new one."""
     now = now or timezone.now()
     with transaction.atomic():
-        locked = Session.objects.select_for_update().select_related("contact", "phone_number").get(pk=session.pk)
+        locked = lock(session.pk, "contact", "phone_number")
         if locked.status == Session.Status.CLOSED:
             return False
         locked.status = Session.Status.CLOSED
@@ -361,7 +326,7 @@ def sweep(now=None):
     )
     for session_id in idle.values_list("pk", flat=True)[:500]:
         with transaction.atomic():
-            session = Session.objects.select_for_update().select_related("contact", "phone_number").get(pk=session_id)
+            session = lock(session_id, "contact", "phone_number")
             if session.status != Session.Status.CLOSED:
                 close(session, now=now)
                 closed += 1
@@ -372,8 +337,7 @@ def sweep(now=None):
         late = late.filter(Q(bot_state__timeout_notified__isnull=True) | Q(bot_state__timeout_notified=False))
         for session_id in late.values_list("pk", flat=True)[:500]:
             with transaction.atomic():
-                session = Session.objects.select_for_update().select_related("contact", "phone_number").get(
-                    pk=session_id)
+                session = lock(session_id, "contact", "phone_number")
                 if session.status == Session.Status.WAITING and not BotState.load(session.bot_state).timeout_notified:
                     notify_waiting(session, texts, now)
                     notified += 1

@@ -1,9 +1,11 @@
 """Every URL of the product under /chatbot/: Meta's webhook and the health check (`views`), the
-integrators' API (`api`), and the operators' dashboard (`dashboard.views`)."""
+integrators' API (`api`), and the operators' dashboard (`dashboard.inbox` for the conversations,
+`dashboard.views` for the rest)."""
 
 from django.urls import path
 
 from . import api, views
+from .dashboard import inbox
 from .dashboard import views as dashboard
 
 app_name = "chatbot"
@@ -17,25 +19,34 @@ urlpatterns = [
     path("api/schema/", api.schema, name="api-schema"),
     path("media/", api.upload_media, name="media-upload"),
     path("media/<int:message_id>/", dashboard.media_file, name="media-file"),
-    # The operators' dashboard (login required).
+    # The operators' dashboard (login required): the inbox, then the other pages.
     path("dashboard/", dashboard.overview, name="dashboard"),
-    path("dashboard/conversations/", dashboard.conversation_list, name="dashboard-conversations"),
-    path("dashboard/conversations/<int:session_id>/", dashboard.conversation_detail,
-         name="dashboard-conversation"),
-    path("dashboard/conversations/<int:session_id>/updates/", dashboard.conversation_updates,
+    path("dashboard/pulse/", inbox.pulse, name="dashboard-pulse"),
+    path("dashboard/preferences/", dashboard.preferences, name="dashboard-preferences"),
+    path("dashboard/conversations/", inbox.conversation_list, name="dashboard-conversations"),
+    path("dashboard/conversations/next/", inbox.take_next, name="dashboard-take-next"),
+    path("dashboard/conversations/bulk/", inbox.bulk, name="dashboard-bulk"),
+    path("dashboard/conversations/<int:session_id>/", inbox.conversation_detail, name="dashboard-conversation"),
+    path("dashboard/conversations/<int:session_id>/updates/", inbox.conversation_updates,
          name="dashboard-conversation-updates"),
-    path("dashboard/conversations/<int:session_id>/reply/", dashboard.conversation_reply,
+    path("dashboard/conversations/<int:session_id>/reply/", inbox.conversation_reply,
          name="dashboard-conversation-reply"),
-    path("dashboard/conversations/<int:session_id>/template/", dashboard.conversation_template,
+    path("dashboard/conversations/<int:session_id>/template/", inbox.conversation_template,
          name="dashboard-conversation-template"),
-    path("dashboard/conversations/<int:session_id>/action/", dashboard.conversation_action,
+    path("dashboard/conversations/<int:session_id>/action/", inbox.conversation_action,
          name="dashboard-conversation-action"),
-    path("dashboard/conversations/<int:session_id>/note/", dashboard.conversation_note,
+    path("dashboard/conversations/<int:session_id>/note/", inbox.conversation_note,
          name="dashboard-conversation-note"),
-    path("dashboard/messages/<int:message_id>/media-retry/", dashboard.media_retry, name="dashboard-media-retry"),
+    path("dashboard/conversations/<int:session_id>/labels/", inbox.conversation_labels,
+         name="dashboard-conversation-labels"),
+    path("dashboard/messages/<int:message_id>/media-retry/", inbox.media_retry, name="dashboard-media-retry"),
     path("dashboard/contacts/", dashboard.contact_list, name="dashboard-contacts"),
     path("dashboard/contacts/<int:contact_id>/", dashboard.contact_detail, name="dashboard-contact"),
     path("dashboard/contacts/<int:contact_id>/update/", dashboard.contact_update, name="dashboard-contact-update"),
+    path("dashboard/contacts/<int:contact_id>/start/", dashboard.contact_start, name="dashboard-contact-start"),
+    path("dashboard/contacts/<int:contact_id>/attributes/", dashboard.contact_attributes,
+         name="dashboard-contact-attributes"),
+    path("dashboard/contacts/<int:contact_id>/labels/", dashboard.contact_labels, name="dashboard-contact-labels"),
     path("dashboard/contacts/<int:contact_id>/export/", dashboard.contact_export, name="dashboard-contact-export"),
     path("dashboard/contacts/<int:contact_id>/anonymize/", dashboard.contact_anonymize,
          name="dashboard-contact-anonymize"),
@@ -45,4 +56,20 @@ urlpatterns = [
     path("dashboard/webhooks/<int:event_id>/", dashboard.webhook_detail, name="dashboard-webhook"),
     path("dashboard/webhooks/<int:event_id>/reprocess/", dashboard.webhook_reprocess,
          name="dashboard-webhook-reprocess"),
+]
+
+# The business's settings, for administrators (dashboard/business.py). "bot" and "operators" come
+# before the generic <kind> paths, which answer 404 for any other name.
+from .dashboard import business  # noqa: E402 (beside its paths)
+
+urlpatterns += [
+    path("dashboard/settings/", business.index, name="dashboard-settings"),
+    path("dashboard/settings/bot/", business.bot_texts, name="dashboard-settings-bot"),
+    path("dashboard/settings/operators/", business.operator_list, name="dashboard-settings-operators"),
+    path("dashboard/settings/operators/new/", business.operator_new, name="dashboard-settings-operator-new"),
+    path("dashboard/settings/operators/<int:user_id>/", business.operator_edit, name="dashboard-settings-operator"),
+    path("dashboard/settings/<slug:kind>/", business.row_list, name="dashboard-settings-list"),
+    path("dashboard/settings/<slug:kind>/new/", business.row_edit, name="dashboard-settings-new"),
+    path("dashboard/settings/<slug:kind>/<int:pk>/", business.row_edit, name="dashboard-settings-edit"),
+    path("dashboard/settings/<slug:kind>/<int:pk>/delete/", business.row_delete, name="dashboard-settings-delete"),
 ]

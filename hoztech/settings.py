@@ -252,6 +252,13 @@ STORE_MESSAGE_UP_TO = env_int("STORE_MESSAGE_UP_TO", 90, minimum=1)
 # --- Security ---------------------------------------------------------------------------------
 
 LOGIN_URL = "login"
+# Operators' passwords (set in the dashboard's settings, changepassword, the admin).
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 LOGIN_REDIRECT_URL = "chatbot:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 

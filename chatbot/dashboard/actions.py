@@ -7,8 +7,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import media, sending
-from ..models import Message, Note, Session
+from .. import conversation, handling, media, sending
+from ..models import Message, Note, PhoneNumber, Session
 from ..whatsapp import validation
 from ..whatsapp.vocabulary import MediaKind
 
@@ -21,9 +21,10 @@ class Refused(Exception):
         self.message = str(message)
 
 
-def reply(*, session, user, text="", buttons=(), upload=None):
-    """Queue an operator's reply (text, text with reply buttons, or a file with a caption)."""
-    text = text.strip()
+def reply(*, session, user, text="", buttons=(), upload=None, override=False):
+    """Queue an operator's reply (text, text with reply buttons, or a file with a caption).
+    `override`: the operator was told a colleague has the conversation and answers anyway."""
+    text = fill(text.strip(), session=session, user=user)
     if upload is not None:
         try:
             media_id = media.upload(session.phone_number, upload)
@@ -45,7 +46,7 @@ def reply(*, session, user, text="", buttons=(), upload=None):
         data = {"type": "text", "text": {"body": text}}
     else:
         raise Refused(_("Write a message or attach a file."))
-    message = queue(session=session, user=user, data=data)
+    message = queue(session=session, user=user, data=data, override=override)
     if upload is not None:
         upload.seek(0)
         message.media_id, message.media_mime_type, message.media_filename = body["id"], mime_type, upload.name
@@ -73,7 +74,7 @@ def template_placeholders(template):
     return placeholders
 
 
-def send_template(*, session, user, template, values):
+def send_template(*, session, user, template, values, override=False):
     """Queue a template message, `values` filling its placeholders in order."""
     named = template.parameter_format.upper() == "NAMED"
     components = {}
@@ -85,20 +86,41 @@ def send_template(*, session, user, template, values):
     body = {"name": template.name, "language": {"code": template.language}}
     if components:
         body["components"] = [{"type": kind, "parameters": parameters} for kind, parameters in components.items()]
-    return queue(session=session, user=user, data={"type": "template", "template": body})
+    return queue(session=session, user=user, data={"type": "template", "template": body}, override=override)
 
 
-def queue(*, session, user, data):
-    """Check and queue one message for the session's contact; the operator takes the session."""
+def start(*, contact, user, text="", template=None, values=()):
+    """A conversation the operator starts with a customer: free text inside the 24-hour window, an
+    approved template (with its parameters) outside it; returns the session."""
+    if not template and not text.strip():
+        raise Refused(_("Write a message or choose a template."))
+    if not template and not contact.window_open():
+        raise Refused(_("More than 24 hours since the customer's last message: only an approved template can be "
+                        "sent."))
+    with transaction.atomic():  # a refused first message leaves no conversation behind
+        session = handling.start(contact, PhoneNumber.objects.default(), user)
+        if template:
+            send_template(session=session, user=user, template=template, values=values)
+        else:
+            reply(session=session, user=user, text=text)
+    return session
+
+
+def queue(*, session, user, data, override=False):
+    """Check and queue one message for the session's contact; the operator takes the session
+    (ColleagueHasIt when a colleague has it, unless `override`)."""
     contact = session.contact
     try:
         message = sending.check({**data, "to": contact.address})
     except sending.SendRefused as refused:
         raise Refused(refused.message) from None
     with transaction.atomic():
-        locked = Session.objects.select_for_update().get(pk=session.pk)
+        locked = conversation.lock(session.pk, "assigned_to")
         if locked.status == Session.Status.CLOSED:
             raise Refused(_("This conversation is closed; the customer's next message opens a new one."))
+        colleague = handling.colleague(locked, user)
+        if colleague and not override:
+            raise handling.ColleagueHasIt(colleague)
         try:
             sending.check_rules(message, contact)
         except sending.SendRefused as refused:
@@ -114,6 +136,20 @@ def queue(*, session, user, data):
         locked.save(update_fields=["status", "assigned_to", "first_response_at", "last_message_at", "unread"])
         return sending.queue(phone_number=session.phone_number, contact=contact, message=message,
                              source=Message.Source.OPERATOR, session=locked, sent_by=user)
+
+
+# What an operator's text may name (canned replies above all); filled when it is sent.
+VARIABLES = ("{first_name}", "{name}", "{operator}")
+
+
+def fill(text, *, session, user):
+    """`text` with {first_name}, {name} (the customer's) and {operator} (the operator's) filled."""
+    name = session.contact.name or ""
+    values = {"{first_name}": name.split(" ")[0] if name else "", "{name}": name,
+              "{operator}": user.get_full_name() or user.get_username()}
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
 
 
 def add_note(*, session, user, text):

@@ -4,8 +4,17 @@ odd value is refused with a clear answer instead of reaching the actions."""
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from ..models import Department, Template
+from ..models import Department, Label, Template
 from .permissions import operators
+
+
+class UnixNewlines:
+    """Browsers send a textarea's line breaks as CRLF: the customer gets (and the database keeps)
+    plain newlines."""
+
+    def clean(self):
+        data = super().clean()
+        return {key: value.replace("\r\n", "\n") if isinstance(value, str) else value for key, value in data.items()}
 
 
 class TextsField(forms.Field):
@@ -17,7 +26,7 @@ class TextsField(forms.Field):
         return [str(item).strip() for item in value or [] if str(item).strip()]
 
 
-class ReplyForm(forms.Form):
+class ReplyForm(UnixNewlines, forms.Form):
     text = forms.CharField(required=False, strip=False)  # stripped by `actions.reply`, once
     button = TextsField(required=False)
     file = forms.FileField(required=False)
@@ -32,11 +41,12 @@ class TemplateForm(forms.Form):
 
 
 class ActionForm(forms.Form):
-    ACTIONS = ["take", "assign", "transfer", "return", "close"]
+    ACTIONS = ["take", "assign", "transfer", "return", "close", "reopen"]
 
     action = forms.ChoiceField(choices=[(action, action) for action in ACTIONS])
     user = forms.ModelChoiceField(queryset=operators(), required=False)
     department = forms.ModelChoiceField(queryset=Department.objects.filter(is_active=True), required=False)
+    override = forms.BooleanField(required=False)  # take it though a colleague has it
 
     def clean(self):
         data = super().clean()
@@ -47,7 +57,56 @@ class ActionForm(forms.Form):
         return data
 
 
-class NoteForm(forms.Form):
+class LabelsForm(forms.Form):
+    labels = forms.ModelMultipleChoiceField(queryset=Label.objects.all(), required=False)
+
+
+class BulkForm(forms.Form):
+    action = forms.ChoiceField(choices=[("assign", "assign"), ("label", "label"), ("close", "close")])
+    sessions = forms.ModelMultipleChoiceField(queryset=None)
+    user = forms.ModelChoiceField(queryset=operators(), required=False)
+    label = forms.ModelChoiceField(queryset=Label.objects.all(), required=False)
+
+    def __init__(self, *args, sessions, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sessions"].queryset = sessions  # only those the operator may see
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action") == "assign" and not data.get("user"):
+            self.add_error("user", _("Choose an operator."))
+        if data.get("action") == "label" and not data.get("label"):
+            self.add_error("label", _("Choose a label."))
+        return data
+
+
+class AttributesForm(forms.Form):
+    """The contact's attributes, one field per attribute the business defined."""
+
+    def __init__(self, *args, attributes, **kwargs):
+        super().__init__(*args, **kwargs)
+        for attribute in attributes:
+            self.fields[attribute.key] = forms.CharField(label=attribute.name, required=False, max_length=255)
+
+
+class StartForm(UnixNewlines, forms.Form):
+    """The first message of a conversation an operator starts: free text inside the window, an
+    approved template outside it."""
+
+    text = forms.CharField(required=False)
+    template = forms.ModelChoiceField(queryset=Template.objects.filter(status="APPROVED"), required=False)
+
+    def values(self):
+        template = self.cleaned_data.get("template")
+        return self.data.getlist(f"param-{template.pk}") if template else []
+
+
+class PreferencesForm(forms.Form):
+    sound = forms.BooleanField(required=False)
+    notifications = forms.BooleanField(required=False)
+
+
+class NoteForm(UnixNewlines, forms.Form):
     text = forms.CharField(required=False)
 
 

@@ -53,13 +53,21 @@ def admin_required(view):
     return wrapper
 
 
+def open_departments(user):
+    """The departments whose conversations `user` may see, read once per request (kept on the
+    user object, which lives as long as the request)."""
+    if not hasattr(user, "_open_departments"):
+        user._open_departments = list(Department.objects.filter(Q(restricted=False) | Q(operators=user))
+                                      .values_list("pk", flat=True).distinct())
+    return user._open_departments
+
+
 def visible(queryset, user, prefix=""):
     """`queryset` of sessions (or of rows reaching a session through `prefix`, e.g. "session__" for
     messages) narrowed to what `user` may see. A row without a session (a message queued from the
     API) is every operator's. One small query for the departments, then plain conditions."""
     if is_admin(user):
         return queryset
-    open_to_user = list(Department.objects.filter(Q(restricted=False) | Q(operators=user))
-                        .values_list("pk", flat=True).distinct())
+    open_to_user = open_departments(user)
     return queryset.filter(Q(**{f"{prefix}department__isnull": True}) | Q(**{f"{prefix}department__in": open_to_user})
                            | Q(**{f"{prefix}assigned_to": user}))

@@ -5,14 +5,14 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from django.db.models import Count, Max, OuterRef, Q, Subquery
-from django.db.models.functions import ExtractHour, TruncDate
+from django.db.models import Case, Count, Exists, F, Max, OuterRef, Q, Subquery, Sum, When
+from django.db.models.functions import Coalesce, ExtractHour, TruncDate
 from django.utils import timezone
 
-from .. import health
-from ..models import WINDOW, DailyStats, Message, Session, Template
+from .. import health, search
+from ..models import WINDOW, Contact, DailyStats, Message, OperatorProfile, Session, Template
 from ..whatsapp.vocabulary import FOLLOW_UP_TYPES
-from .permissions import visible
+from .permissions import is_admin, visible
 
 # The overview's charts: 14 days of messages, 30 days of billable ones (today's counted live).
 CHART_DAYS = 14
@@ -156,11 +156,13 @@ class ListFilters:
     assignee: str = ""        # "", "me", "none" or a user id
     unread: bool = False
     q: str = ""
-    sort: str = "activity"    # or "window": the 24-hour window closing soonest first
+    sort: str = ""            # "" = waiting ones oldest first, else latest activity; "window": closing soonest
+    label: int | None = None
 
 
 def conversations(filters, user, now=None):
-    """The sessions for the list, newest activity first, each with its last message's text."""
+    """The sessions for the list, each with `preview` (the customer's last words, or the last
+    message matching the search) and its labels: a fixed number of queries for a page."""
     now = now or timezone.now()
     sessions = visible(Session.objects.select_related("contact", "department", "assigned_to"), user)
     if filters.status in Session.Status.values:
@@ -177,24 +179,90 @@ def conversations(filters, user, now=None):
         sessions = sessions.filter(assigned_to_id=int(filters.assignee))
     if filters.unread:
         sessions = sessions.filter(unread__gt=0)
+    if filters.label:
+        sessions = sessions.filter(labels=filters.label)
+    shown = Message.objects.filter(session=OuterRef("pk")).exclude(type__in=ATTACHED_TYPES)
+    preview = Subquery(shown.filter(direction=Message.Direction.IN).order_by("-timestamp", "-pk").values("text")[:1])
     if filters.q:
-        sessions = sessions.filter(name_or_number(filters.q, "contact__"))
+        sessions, preview = searched(sessions, shown, filters.q, preview)
     if filters.sort == "window":
         sessions = sessions.filter(contact__last_inbound_at__gt=now - WINDOW).order_by("contact__last_inbound_at")
+    elif filters.status == Session.Status.WAITING and filters.sort != "activity":
+        sessions = sessions.order_by("waiting_since", "pk")  # the queue: whoever waits longest first
+    elif not filters.status and filters.sort != "activity":
+        # The active ones: the queue first (longest wait on top), then the latest activity.
+        queue = Case(When(status=Session.Status.WAITING, then=F("waiting_since")))
+        sessions = sessions.order_by(F("queue").asc(nulls_last=True), "-last_message_at", "-pk").alias(queue=queue)
     else:
-        sessions = sessions.order_by("-last_message_at")
-    last_text = Message.objects.filter(session=OuterRef("pk")).exclude(type__in=ATTACHED_TYPES) \
-        .order_by("-timestamp", "-pk").values("text")[:1]
-    return sessions.annotate(last_text=Subquery(last_text))
+        sessions = sessions.order_by("-last_message_at", "-pk")
+    return sessions.annotate(preview=preview).prefetch_related("labels")
+
+
+# A search matching fewer messages (and names) than this is looked up through the indexes, its
+# sessions then sorted; a commoner one is found among the sessions by recency, which soon finds a
+# page of them. Either way a page costs milliseconds, not a scan of every session.
+FEW_MATCHES = 500
+
+
+def searched(sessions, shown, q, preview):
+    """`sessions` narrowed to those whose customer's name or number matches `q`, or (from 3
+    letters) with a message containing it; the preview becomes the matching message."""
+    by_name = search.contact_matches(q, "contact__")
+    if not search.searches_text(q):
+        return sessions.filter(by_name), preview
+    matching = shown.filter(search.message_matches(q))
+    preview = Coalesce(Subquery(matching.order_by("-timestamp", "-pk").values("text")[:1]), preview)
+    messages = few(Message.objects.exclude(type__in=ATTACHED_TYPES).filter(search.message_matches(q))
+                   .values_list("session_id", flat=True))
+    contacts = few(Contact.objects.filter(search.contact_matches(q)).values_list("pk", flat=True))
+    if messages is not None and contacts is not None:
+        return sessions.filter(Q(pk__in=set(messages)) | Q(contact_id__in=contacts)), preview
+    return sessions.filter(by_name | Q(Exists(matching))), preview
+
+
+def few(values):
+    """The values, or None when there are FEW_MATCHES or more."""
+    found = list(values[:FEW_MATCHES])
+    return found if len(found) < FEW_MATCHES else None
+
+
+class ListPage:
+    """A page of a list without counting the whole list (a count of a search over a million
+    messages costs more than the page): `number`, `has_next`, `has_previous`… as Django's Page,
+    but no number of pages."""
+
+    def __init__(self, queryset, number, size):
+        self.number, self.size = number, size
+        rows = list(queryset[(number - 1) * size:number * size + 1])
+        self.object_list, self.has_next_page = rows[:size], len(rows) > size
+        self.paginator = None
+
+    def __iter__(self):
+        return iter(self.object_list)
+
+    def __len__(self):
+        return len(self.object_list)
+
+    def has_next(self):
+        return self.has_next_page
+
+    def has_previous(self):
+        return self.number > 1
+
+    def has_other_pages(self):
+        return self.has_next() or self.has_previous()
+
+    def next_page_number(self):
+        return self.number + 1
+
+    def previous_page_number(self):
+        return self.number - 1
 
 
 def name_or_number(q, prefix=""):
-    """Contacts (through `prefix`) whose name contains `q`, or whose number contains its digits."""
-    digits = "".join(ch for ch in q if ch.isascii() and ch.isdigit())
-    match = Q(**{f"{prefix}name__icontains": q})
-    if digits:
-        match |= Q(**{f"{prefix}wa_id__contains": digits})
-    return match
+    """Contacts (through `prefix`) whose name contains `q` (case and accents ignored), or whose
+    number contains its digits."""
+    return search.contact_matches(q, prefix)
 
 
 def window_left(contact, now=None):
@@ -260,3 +328,49 @@ def approved_templates():
     return list(Template.objects.filter(status="APPROVED").order_by("name", "language"))
 
 
+
+
+# --- The team: queues, what is new, who is looking ------------------------------------------
+
+VIEWING_FOR = timedelta(seconds=10)  # a tab polls every 2 s: this long without a poll, it is gone
+
+
+def queue_of(user):
+    """The waiting conversations `user` answers: in their departments (every one they may see when
+    they belong to none, or are an administrator), nobody's yet."""
+    waiting = visible(Session.objects.filter(status=Session.Status.WAITING, assigned_to__isnull=True), user)
+    departments = list(user.departments.values_list("pk", flat=True))
+    if departments and not is_admin(user):
+        waiting = waiting.filter(Q(department__in=departments) | Q(department__isnull=True))
+    return waiting
+
+
+def pulse(user):
+    """What every dashboard tab shows and notifies about: the queue's size and newest arrival, and
+    the unread messages of `user`'s conversations with the newest one."""
+    waiting = queue_of(user)
+    queue = waiting.aggregate(count=Count("pk"), newest=Max("pk"))
+    mine = Session.objects.filter(assigned_to=user, status=Session.Status.OPEN)
+    unread = mine.aggregate(count=Coalesce(Sum("unread"), 0))["count"]
+    last = (Message.objects.filter(session__in=mine, direction=Message.Direction.IN)
+            .exclude(type__in=ATTACHED_TYPES).select_related("contact").order_by("-pk").first())
+    newest_waiting = waiting.select_related("contact").filter(pk=queue["newest"]).first() if queue["newest"] else None
+    return {
+        "waiting": queue["count"], "unread": unread,
+        "newest_waiting": {"id": newest_waiting.pk, "name": str(newest_waiting.contact),
+                           "department": str(newest_waiting.department or "")} if newest_waiting else None,
+        "newest_message": {"id": last.pk, "session": last.session_id, "name": str(last.contact),
+                           "text": (last.text or last.type)[:120]} if last else None,
+    }
+
+
+def viewers(session, user, now=None):
+    """The other operators who have the conversation on screen now."""
+    since = (now or timezone.now()) - VIEWING_FOR
+    return sorted(OperatorProfile.objects.filter(viewing=session, viewing_at__gte=since).exclude(user=user)
+                  .values_list("user__username", flat=True))
+
+
+def past_conversations(session, user, limit=10):
+    return list(visible(session.contact.sessions.exclude(pk=session.pk), user)
+                .select_related("department").order_by("-started_at")[:limit])

@@ -1,31 +1,31 @@
-"""The operators' dashboard: pages under /chatbot/dashboard/ (design.md, "Dashboard"), and the
-customers' files they show.
+"""The operators' dashboard: pages under /chatbot/dashboard/ (design.md, "Dashboard") but the
+inbox (`inbox`): the overview, contacts, templates, the webhook log, the operator's own choices,
+and the customers' files the conversations show.
 
-Views translate HTTP: reads come from `selectors`, actions from `actions` and `conversation`, who
-may see what from `permissions`, and POSTs are read through `forms`. Every action is a POST
-(CSRF-checked) answered with a redirect, so a reload never repeats it.
+Views translate HTTP: reads come from `selectors`, actions from `actions`, `handling` and the
+services, who may see what from `permissions`, and POSTs are read through `forms`. Every action is
+a POST (CSRF-checked) answered with a redirect, so a reload never repeats it.
 """
 
-import hashlib
 import json
 
 from csp.constants import NONE
 from csp.decorators import csp
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import conversation, inbound, lgpd, media, message_templates
-from ..models import CannedReply, Contact, Department, Message, Session, Template, WebhookEvent
+from .. import inbound, lgpd, media, message_templates
+from ..models import Contact, ContactAttribute, Label, Message, OperatorProfile, Template, WebhookEvent
 from . import actions, forms, selectors
-from .permissions import admin_required, operator_required, operators, visible
+from .permissions import admin_required, operator_required, visible
 
 
 def number(query, key):
@@ -41,177 +41,22 @@ def number(query, key):
 @require_GET
 @operator_required
 def overview(request):
-    return render(request, "dashboard/overview.html", {"stats": selectors.overview(request.user),
-                                                       "section": "overview"})
-
-
-# --- Conversations ---------------------------------------------------------------------------
-
-
-def list_filters(query):
-    return selectors.ListFilters(
-        status=query.get("status", ""), department=number(query, "department"),
-        assignee=query.get("assignee", ""), unread=query.get("unread") == "1", q=query.get("q", "").strip()[:100],
-        sort="window" if query.get("sort") == "window" else "activity",
-    )
-
-
-@require_GET
-@operator_required
-def conversation_list(request):
-    filters = list_filters(request.GET)
-    page = Paginator(selectors.conversations(filters, request.user), selectors.LIST_PAGE).get_page(
-        request.GET.get("page"))
-    context = {"page": page, "filters": filters, "now": timezone.now(), "section": "conversations"}
+    """The overview; `?partial=1` is its figures alone, which the page fetches to stay current."""
+    context = {"stats": selectors.overview(request.user), "section": "overview"}
     if request.GET.get("partial") == "1":
-        return render(request, "dashboard/_conversation_rows.html", context)
-    context.update(departments=Department.objects.filter(is_active=True),
-                   operators=operators(),
-                   statuses=Session.Status.choices)
-    return render(request, "dashboard/conversations.html", context)
-
-
-def conversation_context(request, session):
-    before = number(request.GET, "before")
-    thread = selectors.thread(session, before=before)
-    window_left = selectors.window_left(session.contact)
-    templates = selectors.approved_templates() if window_left is None else []
-    return {
-        "session": session, "contact": session.contact, "thread": thread, "window_left": window_left,
-        "older": thread[0].pk if len(thread) == selectors.THREAD_PAGE else None,
-        "mark": selectors.last_change(session), "notes": session.notes.select_related("author"),
-        "canned": CannedReply.objects.all(), "templates": templates,
-        "template_fields": {t.pk: actions.template_placeholders(t) for t in templates},
-        "departments": Department.objects.filter(is_active=True),
-        "operators": operators(), "paging_back": before is not None,
-        "now": timezone.now(), "section": "conversations",
-    }
-
-
-def visible_session(request, session_id, *related):
-    """The session, if this operator may see it (404 otherwise: its existence is not told)."""
-    return get_object_or_404(visible(Session.objects.select_related(*related), request.user), pk=session_id)
-
-
-@require_GET
-@operator_required
-def conversation_detail(request, session_id):
-    session = visible_session(request, session_id, "contact", "department", "assigned_to", "phone_number")
-    if session.unread:
-        Session.objects.filter(pk=session.pk).update(unread=0)
-    return render(request, "dashboard/conversation.html", conversation_context(request, session))
-
-
-@require_GET
-@operator_required
-def conversation_updates(request, session_id):
-    """The last page of the thread when anything on it changed since the page's `mark` (a new
-    message, a status, a reaction, an edit): each message's HTML with a version, which the page's
-    script compares, so only what changed is replaced. Polled every 2 s."""
-    session = visible_session(request, session_id, "contact")
-    mark = selectors.last_change(session)
-    if mark == request.GET.get("mark"):
-        return JsonResponse({"mark": mark, "changed": False})
-    if session.unread:  # shown on an operator's screen: read
-        Session.objects.filter(pk=session.pk).update(unread=0)
-    after = number(request.GET, "after")
-    if after is not None and selectors.count_after(session, after) > selectors.THREAD_PAGE:
-        return JsonResponse({"mark": mark, "changed": True, "reload": True})  # more than a page arrived
-    rendered = []
-    for message in selectors.thread(session):
-        html = render_to_string("dashboard/_message.html", {"message": message}, request)
-        rendered.append([message.pk, hashlib.sha256(html.encode()).hexdigest()[:16], html])
-    return JsonResponse({"mark": mark, "changed": True, "messages": rendered, "status": session.status,
-                         "window_open": selectors.window_left(session.contact) is not None})
-
-
-def back_to(request, session):
-    """To the conversation, or to the list when the action put it out of this operator's sight
-    (transferred to a department of others)."""
-    if not visible(Session.objects.filter(pk=session.pk), request.user).exists():
-        return redirect("chatbot:dashboard-conversations")
-    return redirect("chatbot:dashboard-conversation", session_id=session.pk)
+        return render(request, "dashboard/_overview_figures.html", context)
+    return render(request, "dashboard/overview.html", context)
 
 
 @require_POST
 @operator_required
-def conversation_reply(request, session_id):
-    session = visible_session(request, session_id, "contact", "phone_number")
-    form = forms.ReplyForm(request.POST, request.FILES)
-    form.is_valid()  # every field is optional: what is there is what the operator wrote
-    reply = {"text": form.cleaned_data.get("text", ""), "buttons": form.cleaned_data.get("button", []),
-             "upload": form.cleaned_data.get("file")}
-    try:
-        actions.reply(session=session, user=request.user, **reply)
-    except actions.Refused as refused:
-        # The page comes back with the text kept: a refused reply is never lost.
-        messages.error(request, refused.message)
-        context = conversation_context(request, session)
-        context.update(draft=reply["text"], draft_buttons=reply["buttons"])
-        return render(request, "dashboard/conversation.html", context, status=400)
-    return back_to(request, session)
-
-
-@require_POST
-@operator_required
-def conversation_template(request, session_id):
-    session = visible_session(request, session_id, "contact", "phone_number")
-    form = forms.TemplateForm(request.POST)
-    if not form.is_valid():
-        raise Http404  # not an approved template of ours
-    try:
-        actions.send_template(session=session, user=request.user, template=form.cleaned_data["template"],
-                              values=form.values())
-    except actions.Refused as refused:
-        messages.error(request, refused.message)
-    return back_to(request, session)
-
-
-@require_POST
-@operator_required
-def conversation_action(request, session_id):
-    session = visible_session(request, session_id, "contact", "phone_number")
-    form = forms.ActionForm(request.POST)
-    if "action" in form.errors:
-        return HttpResponse(_("Unknown action."), status=400, content_type="text/plain; charset=utf-8")
-    if not form.is_valid():
-        raise Http404  # no such operator or active department
-    action, data = form.cleaned_data["action"], form.cleaned_data
-    if action == "take":
-        done = conversation.take(session, request.user)
-    elif action == "assign":
-        done = conversation.transfer(session, user=data["user"])
-    elif action == "transfer":
-        done = conversation.transfer(session, department=data["department"])
-    elif action == "return":
-        done = conversation.return_to_bot(session)
-    else:
-        done = conversation.close(session)
-    if not done:
-        messages.error(request, _("This conversation is closed."))
-    return back_to(request, session)
-
-
-@require_POST
-@operator_required
-def conversation_note(request, session_id):
-    session = visible_session(request, session_id)
-    form = forms.NoteForm(request.POST)
-    form.is_valid()
-    try:
-        actions.add_note(session=session, user=request.user, text=form.cleaned_data.get("text", ""))
-    except actions.Refused as refused:
-        messages.error(request, refused.message)
-    return back_to(request, session)
-
-
-@require_POST
-@operator_required
-def media_retry(request, message_id):
-    message = get_object_or_404(visible(Message.objects.all(), request.user, "session__"), pk=message_id)
-    if not media.retry(message):
-        messages.error(request, _("Meta keeps a customer's media for 7 days only; this file can't be fetched again."))
-    return back_to(request, message.session) if message.session_id else redirect("chatbot:dashboard")
+def preferences(request):
+    """The operator's own switches: sound and browser notifications."""
+    form = forms.PreferencesForm(request.POST)
+    if form.is_valid():
+        OperatorProfile.objects.update_or_create(user=request.user, defaults=form.cleaned_data)
+        messages.success(request, _("Your preferences were saved."))
+    return redirect(safe_next(request, "chatbot:dashboard"))
 
 
 # --- Contacts --------------------------------------------------------------------------------
@@ -234,8 +79,64 @@ def contact_detail(request, contact_id):
     contact = get_object_or_404(Contact, pk=contact_id)
     sessions = visible(contact.sessions.select_related("department", "assigned_to"), request.user) \
         .order_by("-started_at")[:50]
-    return render(request, "dashboard/contact.html", {"contact": contact, "sessions": sessions,
-                                                      "section": "contacts"})
+    window_left = selectors.window_left(contact)
+    templates = selectors.approved_templates() if window_left is None else []
+    return render(request, "dashboard/contact.html", {
+        "contact": contact, "sessions": sessions, "window_left": window_left, "templates": templates,
+        "template_fields": {t.pk: actions.template_placeholders(t) for t in templates},
+        "attributes": ContactAttribute.objects.all(), "labels": Label.objects.all(), "now": timezone.now(),
+        "contact_labels": set(contact.labels.values_list("pk", flat=True)),
+        "section": "contacts"})
+
+
+@require_POST
+@operator_required
+def contact_start(request, contact_id):
+    """Start a conversation with a customer: free text inside the 24-hour window, an approved
+    template (with its parameters) outside it."""
+    contact = get_object_or_404(Contact, pk=contact_id, anonymized_at__isnull=True)
+    form = forms.StartForm(request.POST)
+    form.is_valid()
+    try:
+        session = actions.start(contact=contact, user=request.user, text=form.cleaned_data.get("text", ""),
+                                template=form.cleaned_data.get("template"), values=form.values())
+    except actions.Refused as refused:
+        messages.error(request, refused.message)
+        return redirect("chatbot:dashboard-contact", contact_id=contact.pk)
+    messages.success(request, _("Conversation started."))
+    return redirect("chatbot:dashboard-conversation", session_id=session.pk)
+
+
+@require_POST
+@operator_required
+def contact_attributes(request, contact_id):
+    contact = get_object_or_404(Contact, pk=contact_id, anonymized_at__isnull=True)
+    form = forms.AttributesForm(request.POST, attributes=ContactAttribute.objects.all())
+    if form.is_valid():
+        contact.attributes = {**contact.attributes, **{key: value.strip() for key, value in form.cleaned_data.items()
+                                                        if value.strip() or key in contact.attributes}}
+        contact.save(update_fields=["attributes"])
+        messages.success(request, _("Contact saved."))
+    return redirect(safe_next(request, "chatbot:dashboard-contact", contact_id=contact.pk))
+
+
+@require_POST
+@operator_required
+def contact_labels(request, contact_id):
+    contact = get_object_or_404(Contact, pk=contact_id)
+    form = forms.LabelsForm(request.POST)
+    if form.is_valid():
+        contact.labels.set(form.cleaned_data["labels"])
+        messages.success(request, _("Labels saved."))
+    return redirect(safe_next(request, "chatbot:dashboard-contact", contact_id=contact.pk))
+
+
+def safe_next(request, fallback, **kwargs):
+    """Where the form asked to go back to (this site only), else `fallback`."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return reverse(fallback, kwargs=kwargs)
 
 
 @require_POST
@@ -251,7 +152,8 @@ def contact_update(request, contact_id):
     if field == "opted_out":
         contact.opted_out_at = timezone.now() if contact.opted_out else None
     contact.save(update_fields=[field, "opted_out_at"])
-    return redirect("chatbot:dashboard-contact", contact_id=contact.pk)
+    messages.success(request, _("Contact saved."))
+    return redirect(safe_next(request, "chatbot:dashboard-contact", contact_id=contact.pk))
 
 
 @require_GET

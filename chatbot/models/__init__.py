@@ -16,7 +16,17 @@ from .bot import (
     Holiday,
     KeywordRule,
 )
-from .contacts import WINDOW, Contact, Department, Note, PhoneNumber, PhoneNumberQuerySet, Session
+from .contacts import (
+    WINDOW,
+    Contact,
+    ContactAttribute,
+    Department,
+    Label,
+    Note,
+    PhoneNumber,
+    PhoneNumberQuerySet,
+    Session,
+)
 from .messages import Message, PendingStatus, Template, fit
 from .operations import (
     DEFAULT_SCOPES,
@@ -31,11 +41,12 @@ from .operations import (
     WorkerBeat,
     hash_token,
 )
+from .team import OperatorProfile
 
 __all__ = [
     "DEFAULT_SCOPES", "IDEMPOTENCY_TTL", "WINDOW", "AccountEvent", "Action", "ApiToken", "BotSettings",
-    "BusinessHours", "CannedReply", "Contact", "DailyStats", "Department", "Flow", "FlowOption", "FlowStep",
-    "Holiday", "IdempotencyKey", "KeywordRule", "Message", "Note", "PendingStatus", "PhoneNumber",
-    "PhoneNumberQuerySet", "RateLimit", "Scope", "Session", "Template", "WebhookEvent", "WorkerBeat", "fit",
-    "hash_token",
+    "BusinessHours", "CannedReply", "Contact", "ContactAttribute", "DailyStats", "Department", "Flow", "FlowOption",
+    "FlowStep", "Holiday", "IdempotencyKey", "KeywordRule", "Label", "Message", "Note", "OperatorProfile",
+    "PendingStatus", "PhoneNumber", "PhoneNumberQuerySet", "RateLimit", "Scope", "Session", "Template",
+    "WebhookEvent", "WorkerBeat", "fit", "hash_token",
 ]

@@ -33,6 +33,15 @@ class BotSettings(models.Model):
         default="Certo! Você está na fila de *{department}* (posição {position}). Um atendente vai falar com "
         "você em breve.",
     )
+    transfer_text = models.TextField(
+        _("message on a transfer to another department"), blank=True,
+        default="Sua conversa foi transferida para *{department}*. Um atendente de lá vai continuar com você.",
+    )
+    return_to_bot_text = models.TextField(
+        _("message when the conversation goes back to the bot"), blank=True,
+        default="Você voltou ao atendimento automático. Digite *menu* para ver as opções ou *atendente* para "
+        "falar com uma pessoa.",
+    )
     handoff_timeout_minutes = models.PositiveIntegerField(_("minutes before the waiting message"), default=15)
     handoff_timeout_text = models.TextField(
         _("waiting message"),

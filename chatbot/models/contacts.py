@@ -77,6 +77,50 @@ class Department(models.Model):
         return self.name
 
 
+class Label(models.Model):
+    """A coloured label the business defines, put on conversations and contacts (filters, bulk
+    actions, and the audiences of campaigns)."""
+
+    class Color(models.TextChoices):
+        # Dark enough for white text (WCAG AA, 4.5:1).
+        GREEN = "#1b7a43", _("green")
+        BLUE = "#1d5fa8", _("blue")
+        PURPLE = "#6b3fa0", _("purple")
+        RED = "#b3261e", _("red")
+        ORANGE = "#a84b00", _("orange")
+        TEAL = "#0b6e6e", _("teal")
+        GREY = "#4f5b62", _("grey")
+
+    name = models.CharField(_("name"), max_length=40, unique=True)
+    color = models.CharField(_("colour"), max_length=7, choices=Color.choices, default=Color.BLUE)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name = _("label")
+        verbose_name_plural = _("labels")
+
+    def __str__(self):
+        return self.name
+
+
+class ContactAttribute(models.Model):
+    """A field the business keeps for each contact (CPF, pedido, plano…), shown in the contact panel."""
+
+    key = models.SlugField(_("key"), max_length=40, unique=True,
+                           help_text=_("Used in texts and imports, e.g. cpf or pedido."))
+    name = models.CharField(_("name"), max_length=60)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name = _("contact attribute")
+        verbose_name_plural = _("contact attributes")
+
+    def __str__(self):
+        return self.name
+
+
 # Meta's customer service window: free-form messages only within 24 h of the customer's last one.
 WINDOW = timedelta(hours=24)
 
@@ -104,6 +148,8 @@ class Contact(models.Model):
     # sending to this contact is booked until (see `outbox.book_recipients`).
     send_booked_until = models.DateTimeField(_("sending booked until"), null=True, blank=True)
     anonymized_at = models.DateTimeField(_("anonymized at"), null=True, blank=True)
+    attributes = models.JSONField(_("attributes"), default=dict, blank=True)
+    labels = models.ManyToManyField(Label, blank=True, related_name="contacts", verbose_name=_("labels"))
 
     class Meta:
         verbose_name = _("contact")
@@ -173,6 +219,7 @@ class Session(models.Model):
     # Over MESSAGES_PER_MINUTE: the bot is silent until then and operators see the flag.
     muted_until = models.DateTimeField(_("bot silent until (spam guard)"), null=True, blank=True)
     data = models.JSONField(_("collected answers"), default=dict, blank=True)
+    labels = models.ManyToManyField(Label, blank=True, related_name="sessions", verbose_name=_("labels"))
 
     class Meta:
         verbose_name = _("session")

@@ -1,11 +1,16 @@
 """Small formatting filters for the dashboard's templates."""
 
+import re
+
 from django import template
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.html import conditional_escape
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from chatbot import media, outbox
 from chatbot.dashboard import selectors
+from chatbot.models import Label
 
 register = template.Library()
 
@@ -30,6 +35,26 @@ def duration(value):
 def since(moment):
     """The time from `moment` to now (None for no moment)."""
     return timezone.now() - moment if moment else None
+
+
+@register.filter
+def status_times(message):
+    """The tick's tooltip: when the message was queued, sent, delivered, read, played or failed
+    (one strftime each: Django's date filter costs more, and a thread shows 50 of these)."""
+    moments = [(_("Queued"), message.created_at), (_("Sent"), message.sent_at), (_("Delivered"), message.delivered_at),
+               (_("Read"), message.read_at), (_("Played"), message.played_at), (_("Failed"), message.failed_at)]
+    return " · ".join(f"{label}: {timezone.localtime(moment):%d/%m %H:%M:%S}" for label, moment in moments if moment)
+
+
+@register.filter
+def list_time(moment, now):
+    """A list row's time: the hour today, the date before."""
+    if not moment:
+        return ""
+    local = timezone.localtime(moment)
+    if local.date() == timezone.localtime(now).date():
+        return f"{local:%H:%M}"
+    return formats.date_format(local, "SHORT_DATE_FORMAT")
 
 
 @register.filter
@@ -61,3 +86,50 @@ def get_index(sequence, index):
         return sequence[index]
     except (IndexError, TypeError):
         return ""
+
+
+# WhatsApp's formatting (WA:messages/text-messages): *bold*, _italic_, ~strike~, ```monospace```.
+# Applied to escaped text, so only these tags can come out of a customer's or the bot's words.
+MONOSPACE = re.compile(r"```(.+?)```", re.DOTALL)
+INLINE = [(re.compile(rf"(?<![\w{mark}]){re.escape(mark)}(?=\S)(.+?)(?<=\S){re.escape(mark)}(?![\w{mark}])"), tag)
+          for mark, tag in (("*", "strong"), ("_", "em"), ("~", "s"))]
+
+
+@register.filter(needs_autoescape=True)
+def whatsapp(text, autoescape=True):
+    """A message's text as WhatsApp shows it: formatting marks rendered, line breaks kept."""
+    html = conditional_escape(text or "") if autoescape else str(text or "")
+    html = MONOSPACE.sub(r"<code>\1</code>", html)
+    for pattern, tag in INLINE:
+        html = pattern.sub(rf"<{tag}>\1</{tag}>", html)
+    return mark_safe(html.replace("\n", "<br>"))  # noqa: S308 (escaped above; only our tags added)
+
+
+@register.filter
+def plain(text):
+    """A message's text for a one-line preview: formatting marks dropped, lines joined."""
+    text = MONOSPACE.sub(r"\1", text or "")
+    for pattern, _tag in INLINE:
+        text = pattern.sub(r"\1", text)
+    return " ".join(text.split())
+
+
+@register.filter
+def phone(wa_id):
+    """A number as people write it: +55 11 97000-0032 for Brazil, +<digits> for the rest."""
+    digits = str(wa_id or "")
+    if not digits.isdigit():
+        return digits
+    if digits.startswith("55") and len(digits) in (12, 13):
+        area, local = digits[2:4], digits[4:]
+        return f"+55 {area} {local[:-4]}-{local[-4:]}"
+    return f"+{digits}"
+
+
+@register.filter
+def label_class(label):
+    """The CSS class of a label's colour (the page's policy allows no inline style)."""
+    try:
+        return f"label-{Label.Color(label.color).name.lower()}"
+    except ValueError:
+        return "label-grey"

@@ -24,6 +24,45 @@ def _test_settings(settings, tmp_path):
 
 
 @pytest.fixture
+def ana(django_user_model):
+    """Ana, an operator (password "x")."""
+    from .helpers import make_operator
+
+    return make_operator(django_user_model, "ana", first_name="Ana")
+
+
+@pytest.fixture
+def bia(django_user_model):
+    """Bia, Ana's colleague (password "x")."""
+    from .helpers import make_operator
+
+    return make_operator(django_user_model, "bia", first_name="Bia")
+
+
+@pytest.fixture
+def operator(ana):
+    return ana
+
+
+@pytest.fixture
+def owner(django_user_model):
+    """The business's owner, an administrator (staff, not superuser; password "x")."""
+    return django_user_model.objects.create_user("dono", password="x", is_staff=True)
+
+
+@pytest.fixture
+def as_operator(client, operator):
+    client.force_login(operator)
+    return client
+
+
+@pytest.fixture
+def as_owner(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
 def run_tasks(db):
     """Apply stored webhook events, run every ready task and send what they queued, as `db_worker` would."""
     from unittest import mock
@@ -81,6 +120,30 @@ def pytest_collection_modifyitems(items):
     # Playwright's sync API keeps an asyncio loop running in the main thread from the browser's
     # start to the end of the session; browser tests run last so no other test runs beside it.
     items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture
+def customer_says(live_server, settings, run_tasks):
+    """say(text, wa_id=..., name=...): a customer's message posted to the live server as Meta
+    posts it (signed), then applied by the worker."""
+    import itertools
+    import time
+
+    import requests
+
+    from chatbot.whatsapp import webhook
+
+    wamids = itertools.count()
+
+    def say(text, wa_id="5511987654321", name="Joana"):
+        number = settings.WHATSAPP_PHONE_NUMBER_ID or "sandbox"
+        body = webhook.customer_message(phone_number_id=number, wa_id=wa_id, name=name,
+                                        wamid=f"wamid.browser.{next(wamids)}.{time.time()}", text=text)
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": webhook.sign(body)}
+        response = requests.post(f"{live_server.url}/chatbot/webhook/", data=body, timeout=5, headers=headers)
+        assert response.status_code == 200
+        run_tasks()
+    return say
 
 
 @pytest.fixture(scope="session")

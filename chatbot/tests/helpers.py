@@ -2,12 +2,15 @@
 
 import json
 import threading
+from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
 from django.db import connection
+from django.utils import timezone
 
 from chatbot import inbound
+from chatbot.models import Contact, Message, PhoneNumber, Session
 from chatbot.whatsapp import parser
 from chatbot.whatsapp.webhook import sign
 
@@ -70,3 +73,28 @@ def stored_files(folder="media"):
         folders += [f"{folder}/{name}" for name in subfolders]
         found += [f"{folder}/{name}" for name in names]
     return found
+
+
+def make_session(wa_id="5511987654321", name="Cliente", status=Session.Status.BOT, window=True, messages=1):
+    now = timezone.now()
+    contact = Contact.objects.create(wa_id=wa_id, name=name,
+                                     last_inbound_at=now - timedelta(minutes=5) if window else now - timedelta(days=2))
+    session = Session.objects.create(contact=contact, phone_number=PhoneNumber.objects.default(), status=status,
+                                     waiting_since=now if status == Session.Status.WAITING else None)
+    for index in range(messages):
+        Message.objects.create(phone_number=session.phone_number, contact=contact, session=session,
+                               direction=Message.Direction.IN, source=Message.Source.CUSTOMER, type="text",
+                               text=f"mensagem {index}", status=Message.Status.RECEIVED,
+                               wamid=f"wamid.{wa_id}.{index}")
+    return session
+
+
+def make_operator(django_user_model, username, **extra):
+    """A user in the operators' group (password "x")."""
+    from django.contrib.auth.models import Group
+
+    from chatbot.dashboard.permissions import OPERATORS_GROUP
+
+    user = django_user_model.objects.create_user(username, password="x", **extra)
+    user.groups.add(Group.objects.get_or_create(name=OPERATORS_GROUP)[0])
+    return user

@@ -72,3 +72,62 @@ def test_names_are_escaped(admin_client, conversation):
 
 def test_api_tokens_cannot_be_added_in_the_admin(admin_client):
     assert admin_client.get(reverse("admin:chatbot_apitoken_add")).status_code == 403
+
+
+# --- Internal tables: superusers only ---
+
+INTERNAL = ["chatbot_idempotencykey", "chatbot_ratelimit", "chatbot_workerbeat", "chatbot_pendingstatus",
+            "chatbot_dailystats", "chatbot_accountevent", "chatbot_webhookevent", "django_tasks_database_dbtaskresult"]
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    """A staff user granted every permission there is: only being a superuser is missing."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("gerente", password="x", is_staff=True)
+    user.user_permissions.set(Permission.objects.all())
+    client.force_login(user)
+    return client
+
+
+def test_staff_neither_see_nor_open_the_internal_tables(staff_client):
+    index = staff_client.get(reverse("admin:index")).content.decode()
+    assert reverse("admin:chatbot_contact_changelist") in index  # the permissions do work
+    for name in INTERNAL:
+        url = reverse(f"admin:{name}_changelist")
+        assert url not in index, name
+        assert staff_client.get(url).status_code == 403, name
+    assert staff_client.get(reverse("admin:app_list", args=["django_tasks_database"])).status_code == 404
+
+
+def test_superusers_see_and_open_the_internal_tables(admin_client):
+    index = admin_client.get(reverse("admin:index")).content.decode()
+    for name in INTERNAL:
+        url = reverse(f"admin:{name}_changelist")
+        assert url in index, name
+        assert admin_client.get(url).status_code == 200, name
+
+
+def test_task_results_stay_read_only_and_speak_our_catalog(admin_client):
+    from django.apps import apps
+    from django.utils.functional import Promise
+    from django_tasks_db.models import DBTaskResult
+
+    model_admin = admin.site._registry[DBTaskResult]
+    request = admin_client.get(reverse("admin:index")).wsgi_request
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request)
+    assert not model_admin.has_delete_permission(request)
+    # Lazy, so each request's language picks the name from our catalog.
+    assert isinstance(DBTaskResult._meta.verbose_name_plural, Promise)
+    assert isinstance(apps.get_app_config("django_tasks_database").verbose_name, Promise)
+
+
+def test_the_bot_settings_admin_has_every_text_of_the_dashboard_form():
+    from chatbot.dashboard.business_forms import BotSettingsForm
+    from chatbot.models import BotSettings
+
+    fields = [name for _title, options in admin.site._registry[BotSettings].fieldsets for name in options["fields"]]
+    assert fields == BotSettingsForm.Meta.fields
+    assert {"transfer_text", "return_to_bot_text"} <= set(fields)

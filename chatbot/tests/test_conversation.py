@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from chatbot import conversation
+from chatbot import conversation, handling
 from chatbot.models import BotSettings, BusinessHours, Contact, Department, Message, Session
 from chatbot.tests.helpers import post_signed
 from chatbot.whatsapp.webhook import customer_message
@@ -75,7 +75,7 @@ def test_no_bot_reply_while_waiting_or_with_an_operator(says, departments, djang
     says("oi")
     says("Vendas", choice=f"d{departments[0].pk}")
     assert says("alô? alguém aí?") == []
-    conversation.take(session(), django_user_model.objects.create_user("ana"))
+    handling.take(session(), django_user_model.objects.create_user("ana"))
     assert says("menu") == []
     assert session().status == "open"
 
@@ -83,8 +83,24 @@ def test_no_bot_reply_while_waiting_or_with_an_operator(says, departments, djang
 def test_an_operator_can_hand_the_session_back_to_the_bot(says, departments, django_user_model):
     says("oi")
     says("Vendas", choice=f"d{departments[0].pk}")
-    conversation.return_to_bot(session())
-    assert says("menu") == ["Como podemos ajudar? Escolha uma opção:"]
+    handling.return_to_bot(session())
+    assert says("menu") == [BotSettings.load().return_to_bot_text, "Como podemos ajudar? Escolha uma opção:"]
+
+
+def test_the_customer_is_told_of_a_transfer_and_nothing_when_the_text_is_blank(says, departments, fake_graph,
+                                                                               run_tasks):
+    says("oi")
+    says("Vendas", choice=f"d{departments[0].pk}")
+    handling.transfer(session(), department=departments[1])
+    run_tasks()
+    told = "Sua conversa foi transferida para *Suporte*. Um atendente de lá vai continuar com você."
+    assert replied(fake_graph.sent()[-1]) == told
+    BotSettings.objects.update(transfer_text="")
+    conversation._config_cache["at"] = float("-inf")  # the settings are read again (CONFIG_TTL)
+    before = len(fake_graph.sent())
+    handling.transfer(session(), department=departments[2])
+    run_tasks()
+    assert len(fake_graph.sent()) == before and session().department == departments[2]
 
 
 def test_out_of_hours_the_customer_is_told_once(says):

@@ -85,15 +85,17 @@ def test_every_dashboard_page_works_under_the_policy(logged_in_page, live_server
     page.goto(live_server.url + reverse("chatbot:dashboard-webhooks"))
     page.select_option("select[name=result]", "failed")
     page.wait_for_url(re.compile(r"result=failed"))
+    page.click("details.account summary")  # the account menu holds the language
     page.select_option("select[name=language]", "en")
     page.locator("h1", has_text="Webhook log").wait_for()
     # The charts draw (SVG, no inline style).
     page.goto(live_server.url + reverse("chatbot:dashboard"))
     assert page.locator("svg.bar-pair rect").count() >= 2 * 14
-    # The canned reply fills the box.
+    # The canned reply fills the box (its variables are filled when it is sent).
     page.goto(live_server.url + reverse("chatbot:dashboard-conversation", args=[session.pk]))
-    page.select_option("select.canned", label="Saudação")
-    assert page.input_value("#reply-form textarea[name=text]") == "Olá Joana!"
+    page.locator("#reply-text").press_sequentially("/sauda")
+    page.locator("#canned [role=option]", has_text="Saudação").click()
+    assert page.input_value("#reply-form textarea[name=text]") == "Olá {name}!"
     assert page.errors == []
 
 
