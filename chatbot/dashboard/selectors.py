@@ -189,8 +189,9 @@ def conversations(filters, user, now=None):
         sessions = sessions.filter(contact__last_inbound_at__gt=now - WINDOW).order_by("contact__last_inbound_at")
     elif filters.status == Session.Status.WAITING and filters.sort != "activity":
         sessions = sessions.order_by("waiting_since", "pk")  # the queue: whoever waits longest first
-    elif not filters.status and filters.sort != "activity":
-        # The active ones: the queue first (longest wait on top), then the latest activity.
+    elif not filters.status and not filters.q and filters.sort != "activity":
+        # The active ones: the queue first (longest wait on top), then the latest activity. (Search
+        # results come by activity: walking sessions by recency finds a page of them soonest.)
         queue = Case(When(status=Session.Status.WAITING, then=F("waiting_since")))
         sessions = sessions.order_by(F("queue").asc(nulls_last=True), "-last_message_at", "-pk").alias(queue=queue)
     else:
@@ -229,12 +230,16 @@ def few(values):
 class ListPage:
     """A page of a list without counting the whole list (a count of a search over a million
     messages costs more than the page): `number`, `has_next`, `has_previous`… as Django's Page,
-    but no number of pages."""
+    but no number of pages.
+
+    The page's ids are chosen first, sorting narrow rows; then only those rows are read with their
+    joins and previews (sorting thousands of whole rows to keep fifty cost ten times more)."""
 
     def __init__(self, queryset, number, size):
         self.number, self.size = number, size
-        rows = list(queryset[(number - 1) * size:number * size + 1])
-        self.object_list, self.has_next_page = rows[:size], len(rows) > size
+        ids = list(queryset.values_list("pk", flat=True)[(number - 1) * size:number * size + 1])
+        rows = queryset.order_by().in_bulk(ids[:size])
+        self.object_list, self.has_next_page = [rows[pk] for pk in ids[:size]], len(ids) > size
         self.paginator = None
 
     def __iter__(self):
