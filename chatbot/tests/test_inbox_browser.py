@@ -440,7 +440,7 @@ def every_page(live_server, django_user_model):
              ("dashboard-webhook", event.pk), ("dashboard-settings",), ("dashboard-settings-bot",),
              ("dashboard-settings-list", "labels"), ("dashboard-settings-edit", "departments", support.pk),
              ("dashboard-settings-operators",), ("dashboard-settings-operator-new",)]
-    return admin, [url(live_server, name, *args) for name, *args in names]
+    return admin, [url(live_server, name, *args) for name, *args in names] + [live_server.url + "/accounts/login/"]
 
 
 SEVERE = ("serious", "critical")
