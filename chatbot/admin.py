@@ -29,6 +29,7 @@ from .models import (
     Label,
     Message,
     Note,
+    OnlineHour,
     OperatorProfile,
     PendingStatus,
     PhoneNumber,
@@ -311,9 +312,15 @@ class ContactAttributeAdmin(admin.ModelAdmin):
 
 @admin.register(OperatorProfile)
 class OperatorProfileAdmin(admin.ModelAdmin):
-    list_display = ["user", "sound", "notifications", "seen_at"]
+    list_display = ["user", "presence", "max_conversations", "sound", "notifications", "seen_at"]
     search_fields = ["user__username", "user__first_name"]
-    readonly_fields = ["seen_at", "viewing", "viewing_at"]
+    readonly_fields = ["seen_at", "viewing", "viewing_at", "presence", "active_at", "last_assigned_at"]
+
+
+@admin.register(OnlineHour)
+class OnlineHourAdmin(SuperuserOnly, admin.ModelAdmin):
+    list_display = ["hour", "user"]
+    date_hierarchy = "hour"
 
 
 # --- django_tasks_db's task results: internal, and named in English only by the package ---

@@ -77,6 +77,19 @@ class BotSettings(models.Model):
         help_text=_("Name of an approved template (no parameters), sent instead of the waiting message."),
     )
     followup_template_language = models.CharField(_("template language"), max_length=16, default="pt_BR")
+    csat_enabled = models.BooleanField(_("ask customers to rate the service"), default=True)
+    csat_question = models.TextField(
+        _("survey question"), default="Como você avalia o nosso atendimento? Escolha uma nota de 1 a 5.")
+    csat_button = models.CharField(_("survey list button"), max_length=20, default="Avaliar")
+    csat_comment_question = models.TextField(
+        _("question after a low score (1 or 2)"), blank=True,
+        default="Poxa, sentimos muito. 😕 Conte pra gente o que podemos melhorar (ou digite *pular*).")
+    csat_thanks = models.TextField(_("thanks for the answer"), blank=True, default="Obrigado pela avaliação! 💚")
+    csat_template = models.CharField(
+        _("survey template when the 24-hour window is closed"), max_length=512, blank=True,
+        help_text=_("Name of an approved template asking for the rating; without one, no survey outside the "
+                    "window."))
+    csat_template_language = models.CharField(_("survey template language"), max_length=16, default="pt_BR")
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:

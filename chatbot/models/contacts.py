@@ -4,6 +4,7 @@ notes on them."""
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -63,6 +64,13 @@ class Department(models.Model):
     operators = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="departments", verbose_name=_("operators")
     )
+    class Assignment(models.TextChoices):
+        OFF = "off", _("off: operators take conversations")
+        ROUND_ROBIN = "round_robin", _("round-robin among online operators")
+        LEAST_BUSY = "least_busy", _("the least busy online operator")
+
+    assignment = models.CharField(_("automatic assignment"), max_length=12, choices=Assignment.choices,
+                                  default=Assignment.OFF)
     restricted = models.BooleanField(
         _("only its operators see its conversations"), default=False,
         help_text=_("Other operators neither see nor answer them (administrators see everything)."),
@@ -220,6 +228,14 @@ class Session(models.Model):
     muted_until = models.DateTimeField(_("bot silent until (spam guard)"), null=True, blank=True)
     data = models.JSONField(_("collected answers"), default=dict, blank=True)
     labels = models.ManyToManyField(Label, blank=True, related_name="sessions", verbose_name=_("labels"))
+    assigned_at = models.DateTimeField(_("assigned at"), null=True, blank=True)
+    # The satisfaction survey (CSAT), asked when a conversation an operator handled closes.
+    csat_asked_at = models.DateTimeField(_("survey sent at"), null=True, blank=True)
+    csat_score = models.PositiveSmallIntegerField(
+        _("satisfaction (1-5)"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)])
+    csat_answered_at = models.DateTimeField(_("survey answered at"), null=True, blank=True)
+    csat_comment_asked_at = models.DateTimeField(_("comment asked at"), null=True, blank=True)
+    csat_comment = models.TextField(_("survey comment"), blank=True, default="")
 
     class Meta:
         verbose_name = _("session")
@@ -237,6 +253,11 @@ class Session(models.Model):
             # The dashboard: the waiting queue in order, and first response times.
             models.Index(fields=["status", "waiting_since"], name="session_status_waiting_idx"),
             models.Index(fields=["first_response_at"], name="session_first_response_idx"),
+            # Reports by period; the survey's answers by the contact's latest asked session.
+            models.Index(fields=["started_at"], name="session_started_idx"),
+            models.Index(fields=["closed_at"], name="session_closed_idx"),
+            models.Index(fields=["contact", "-csat_asked_at"], name="session_csat_asked_idx",
+                         condition=Q(csat_asked_at__isnull=False)),
         ]
 
     def __str__(self):

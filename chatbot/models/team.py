@@ -20,6 +20,22 @@ class OperatorProfile(models.Model):
                                 verbose_name=_("conversation on screen"))
     viewing_at = models.DateTimeField(_("on screen at"), null=True, blank=True)
 
+    class Presence(models.TextChoices):
+        ONLINE = "online", _("online")
+        AWAY = "away", _("away")
+        OFFLINE = "offline", _("offline")
+
+    # What the operator chose (online or away), and what the others see: away after a while
+    # without a key or a click, offline when no dashboard tab has polled for a while.
+    presence = models.CharField(_("presence"), max_length=8, choices=Presence.choices, default=Presence.OFFLINE)
+    chosen_presence = models.CharField(_("presence chosen"), max_length=8, choices=Presence.choices,
+                                       default=Presence.ONLINE)
+    active_at = models.DateTimeField(_("last active in the dashboard"), null=True, blank=True)
+    max_conversations = models.PositiveSmallIntegerField(
+        _("conversations at once"), default=5,
+        help_text=_("Automatic assignment gives this operator no more open conversations than this."))
+    last_assigned_at = models.DateTimeField(_("last given a conversation"), null=True, blank=True)
+
     class Meta:
         verbose_name = _("operator profile")
         verbose_name_plural = _("operator profiles")
@@ -27,3 +43,17 @@ class OperatorProfile(models.Model):
 
     def __str__(self):
         return str(self.user)
+
+
+class OnlineHour(models.Model):
+    """An hour in which an operator was online (sampled every minute by the worker): the reports'
+    operators online by hour of the week."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("operator"))
+    hour = models.DateTimeField(_("hour"))
+
+    class Meta:
+        verbose_name = _("online hour")
+        verbose_name_plural = _("online hours")
+        constraints = [models.UniqueConstraint(fields=["hour", "user"], name="online_hour_unique")]
