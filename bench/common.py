@@ -176,6 +176,39 @@ def existing_database(name):
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name if found else None
 
 
+def seeded_state(name, counts):
+    """What a seed left in database `name`'s comment (`save_state`), when it is under a day old
+    and `counts` ({model: expected rows}) still hold; else None, saying why."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+    from django.utils.dateparse import parse_datetime
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name])
+        comment = cursor.fetchone()[0]
+    if not comment:
+        return None
+    state = json.loads(comment)
+    age = timezone.now() - parse_datetime(state["seeded_at"])
+    if age > timedelta(days=1):
+        print(f"The seeded data is {age.days} day(s) old: seeding again.")
+        return None
+    if any(model.objects.count() != expected for model, expected in counts.items()):
+        print("The seeded database's counts changed: seeding again.")
+        return None
+    return state
+
+
+def save_state(name, state):
+    """Keep what a seed made in database `name`'s comment, for `seeded_state`."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f'COMMENT ON DATABASE "{name}" IS %s', [json.dumps(state)])
+
+
 def _copy_text(value):
     """One value in COPY's text format."""
     if value is None:

@@ -1,7 +1,9 @@
 """Dashboard benchmark (issue 6): server time of the operator dashboard's pages with 1,000,000
 messages and 100,000 contacts in PostgreSQL; target p95 <= 100 ms per page.
 
-    .venv/bin/python bench/dashboard.py [--requests 30] [--reseed]
+    .venv/bin/python bench/dashboard.py [--requests 30] [--reseed] [--year]
+
+`--year` measures the reports over a year of data instead (bench/reports.py says how).
 
 The first run seeds database hoztech_bench_dashboard with COPY (a minute or two); later runs reuse
 it while it holds the right counts and is less than a day old ("today" and "the last 24 h" must
@@ -37,9 +39,13 @@ from bench.common import (  # noqa: E402
     manage,
     percentile,
     save,
+    save_state,
     server_env,
     setup_django,
     without_indexes,
+)
+from bench.common import (
+    seeded_state as common_seeded_state,
 )
 
 DATABASE = "hoztech_bench_dashboard"
@@ -362,32 +368,14 @@ def seed():
                  "big_session": sessions[0]["id"], "big_contact": sessions[0]["contact"], "label": labels[0].pk,
                  "sessions": len(sessions), "contacts": CONTACTS,
                  "messages": MESSAGES}
-        cursor.execute(f'COMMENT ON DATABASE "{DATABASE}" IS %s', [json.dumps(state)])
+    save_state(DATABASE, state)
     return state
 
 
 def seeded_state():
-    """What the seed left in the database's comment, if its counts are right and it is fresh."""
-    from django.db import connection
-    from django.utils import timezone
-    from django.utils.dateparse import parse_datetime
-
     from chatbot.models import Contact, Message
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [DATABASE])
-        comment = cursor.fetchone()[0]
-    if not comment:
-        return None
-    state = json.loads(comment)
-    age = timezone.now() - parse_datetime(state["seeded_at"])
-    if age > timedelta(days=1):
-        print(f"The seeded data is {age.days} day(s) old: seeding again.")
-        return None
-    if Message.objects.count() != MESSAGES or Contact.objects.count() != CONTACTS:
-        print("The seeded database's counts changed: seeding again.")
-        return None
-    return state
+    return common_seeded_state(DATABASE, {Message: MESSAGES, Contact: CONTACTS})
 
 
 # --- Measurement ------------------------------------------------------------------------------
@@ -434,29 +422,27 @@ def measure(client, url, requests, before=None):
     return 200, times, len(queries), sum(float(query["time"]) for query in queries.captured_queries) * 1000
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=30, help="timed requests per page (after 3 warm-ups)")
-    parser.add_argument("--reseed", action="store_true", help="seed a new database even if one is there")
-    options = parser.parse_args()
-
-    url = existing_database(DATABASE) or fresh_database(DATABASE)
-    env = server_env(url, LOG_LEVEL="WARNING", ALLOWED_HOSTS="testserver,127.0.0.1,localhost")
-    manage(env, "migrate", "--noinput")
-    setup_django(env)
+def prepare(name, options, env, seeded_state, seed, what):
+    """The seed's state of database `name`: reused when `seeded_state()` finds it right, else
+    seeded again by `seed()` (`what` says what it holds)."""
     from django.db import connection
 
     state = None if options.reseed else seeded_state()
     if state is None:
         connection.close()
-        fresh_database(DATABASE)
+        fresh_database(name)
         manage(env, "migrate", "--noinput")
-        print(f"Seeding {MESSAGES:,} messages and {CONTACTS:,} contacts into PostgreSQL database {DATABASE}…")
+        print(f"Seeding {what} into PostgreSQL database {name}…")
         state = seed()
         print(f"Seeded in {state['seconds']} s; database size {state['bytes'] / 2**20:,.0f} MiB")
     else:
-        print(f"Reusing database {DATABASE}, seeded {state['seeded_at']} in {state['seconds']} s "
+        print(f"Reusing database {name}, seeded {state['seeded_at']} in {state['seconds']} s "
               f"({state['bytes'] / 2**20:,.0f} MiB); --reseed to seed it again")
+    return state
+
+
+def logged_in_client():
+    """A test client logged in as the benchmark's operator, pages rendered as in production."""
 
     from django.conf import settings
     from django.test import Client
@@ -469,6 +455,29 @@ def main():
     client = Client(raise_request_exception=False)
     if not client.login(username=OPERATOR, password=PASSWORD):
         sys.exit(f"FAIL: cannot log in as {OPERATOR}")
+    return client
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=30, help="timed requests per page (after 3 warm-ups)")
+    parser.add_argument("--reseed", action="store_true", help="seed a new database even if one is there")
+    parser.add_argument("--year", action="store_true",
+                        help="the reports' year of data instead (bench/reports.py, database hoztech_bench_reports)")
+    options = parser.parse_args()
+    if options.year:
+        from bench import reports
+
+        return reports.main(options)
+
+    url = existing_database(DATABASE) or fresh_database(DATABASE)
+    env = server_env(url, LOG_LEVEL="WARNING", ALLOWED_HOSTS="testserver,127.0.0.1,localhost")
+    manage(env, "migrate", "--noinput")
+    setup_django(env)
+
+    state = prepare(DATABASE, options, env, seeded_state, seed,
+                    f"{MESSAGES:,} messages and {CONTACTS:,} contacts")
+    client = logged_in_client()
     base = "/chatbot/dashboard/"
     pages = {
         "overview": base,

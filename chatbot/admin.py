@@ -34,6 +34,7 @@ from .models import (
     PendingStatus,
     PhoneNumber,
     RateLimit,
+    ReportDay,
     Scope,
     Session,
     Template,
@@ -293,6 +294,15 @@ class NoteAdmin(admin.ModelAdmin):
 @admin.register(DailyStats)
 class DailyStatsAdmin(SuperuserOnly, admin.ModelAdmin):
     list_display = ["day", "received", "sent", "counted_at"]
+    date_hierarchy = "day"
+
+
+@admin.register(ReportDay)
+class ReportDayAdmin(SuperuserOnly, admin.ModelAdmin):
+    """Counted by the reports (chatbot/reporting.py); deleting rows only makes them count again."""
+
+    list_display = ["day", "span", "department", "operator", "label", "counted_at"]
+    list_filter = ["span"]
     date_hierarchy = "day"
 
 

@@ -87,6 +87,7 @@ class BotState:
     confirm: str = ""  # a question waiting for a yes: "opt_out"
     out_of_hours_on: str = ""  # the day (ISO date) the out-of-hours notice was given
     timeout_notified: bool = False  # the customer was told nobody took the conversation in time
+    csat_comment: bool = False  # closed: the survey's comment question waits for the customer's words (csat.py)
 
     @classmethod
     def load(cls, data):
@@ -94,7 +95,7 @@ class BotState:
         as missing (a state saved by an older version, or edited in the admin)."""
         data = data if isinstance(data, dict) else {}
         kinds = {"greeted": bool, "menu": bool, "step": int, "misses": int, "confirm": str, "out_of_hours_on": str,
-                 "timeout_notified": bool}
+                 "timeout_notified": bool, "csat_comment": bool}
         return cls(**{name: data[name] for name, kind in kinds.items()
                       if type(data.get(name)) is kind})  # exact type: True is not a step
 
@@ -170,11 +171,16 @@ def hours_label(config):
 
 
 def is_open(config, now):
+    """Whether `now` (local time) is inside business hours; no hours set means always open."""
     if not config.hours:
         return True
-    if now.date() in config.holidays:
-        return False
-    return any(opens <= now.time() < closes for opens, closes in config.hours.get(now.weekday(), []))
+    return any(opens <= now.time() < closes for opens, closes in open_spans(config, now.date()))
+
+
+def open_spans(config, day):
+    """The (opens, closes) times of `day` (a date): none on a holiday. The reports' business time
+    adds up these spans, so that it and the bot agree on when the business is open."""
+    return [] if day in config.holidays else config.hours.get(day.weekday(), [])
 
 
 # --- The rules --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tasks import task
 
-from . import bot, sending
+from . import assignment, bot, csat, sending
 from .bot import BotState
 from .models import (
     BotSettings,
@@ -48,17 +48,21 @@ def lock(session_id, *related):
     return Session.objects.select_for_update(of=("self",)).select_related(*related).get(pk=session_id)
 
 
-def open_session(contact, phone_number, moment, *, new_contact=False):
+def open_session(contact, phone_number, moment, *, new_contact=False, survey=False):
     """The contact's open session on this number, locked for this transaction, created if none.
 
     `new_contact`: the contact was created in this transaction, so no other transaction can have
     a session for it yet: no lookup, and no savepoint for a racing insert.
+    `survey`: when none is open, the closed one whose satisfaction survey a message written at
+    `moment` may answer (`csat.awaiting`), rather than a new one; the caller checks the answer.
     """
     if new_contact:
         return Session.objects.create(contact=contact, phone_number=phone_number, started_at=moment,
                                       last_message_at=moment)
     sessions = Session.objects.select_for_update().filter(contact=contact, phone_number=phone_number)
     session = sessions.exclude(status=Session.Status.CLOSED).first()
+    if session is None and survey:
+        session = csat.awaiting(sessions, moment)
     if session is None:
         try:
             with transaction.atomic():
@@ -91,15 +95,22 @@ def load_config():
 def business_number(phone_number_id, display=""):
     """The business number's row (created on first sight), kept with the configuration snapshot:
     every inbound message needs it, and it changes only in the admin. A number deleted in the
-    meantime fails the webhook event's commit (foreign key), which is retried after the snapshot."""
+    meantime fails the webhook event's commit (foreign key), which is retried after the snapshot.
+    A row created here is kept only once it commits: another thread of this process must not
+    use a row its own transaction cannot see."""
     load_config()
     numbers = _config_cache["numbers"]
-    if phone_number_id not in numbers:
-        numbers[phone_number_id], _ = PhoneNumber.objects.get_or_create(
-            **fit(PhoneNumber, {"phone_number_id": phone_number_id}),
-            defaults=fit(PhoneNumber, {"display_phone_number": display}),
-        )
-    return numbers[phone_number_id]
+    if phone_number_id in numbers:
+        return numbers[phone_number_id]
+    number, created = PhoneNumber.objects.get_or_create(
+        **fit(PhoneNumber, {"phone_number_id": phone_number_id}),
+        defaults=fit(PhoneNumber, {"display_phone_number": display}),
+    )
+    if created:
+        transaction.on_commit(lambda: numbers.setdefault(phone_number_id, number))
+    else:
+        numbers[phone_number_id] = number
+    return number
 
 
 def step_options(rows):
@@ -175,8 +186,10 @@ def follow_up(message, *, new_contact=False, quiet_until=None):
     `new_contact`: the contact was created in this transaction, so `message` is its only message.
     `quiet_until`: the contact's last inbound time before this transaction, which spares the spam
     guard its count when that is over a minute before the message.
+    An answer to the survey of the conversation just closed stays there, and opens none (`csat`).
     """
-    session = open_session(message.contact, message.phone_number, message.timestamp, new_contact=new_contact)
+    session = open_session(message.contact, message.phone_number, message.timestamp, new_contact=new_contact,
+                           survey=True)
     if new_contact:
         waiting = [message]
     else:
@@ -185,6 +198,9 @@ def follow_up(message, *, new_contact=False, quiet_until=None):
             session__isnull=True,
         ).order_by("timestamp", "pk").select_related("contact")
     for pending in waiting:
+        if session.status == Session.Status.CLOSED and csat.answer(session, pending, choice=choice_id(pending),
+                                                                   texts=load_config()[1]):
+            continue
         if session.status == Session.Status.CLOSED:
             session = open_session(message.contact, message.phone_number, pending.timestamp)
         attach(session, pending)
@@ -287,6 +303,7 @@ def hand_off(session, *, department_id, now, texts):
     session.waiting_since = now
     session.bot_state = replace(BotState.load(session.bot_state), timeout_notified=False).dump()
     session.save()
+    assignment.after_commit(departments=[session.department_id])
     ahead = Session.objects.filter(status=Session.Status.WAITING, waiting_since__lt=now).exclude(pk=session.pk)
     if department:
         ahead = ahead.filter(department=department)
@@ -297,7 +314,7 @@ def hand_off(session, *, department_id, now, texts):
 
 def close(session, *, now=None, message=True):
     """Close a session (once: False when it already was); the customer's next message opens a
-    new one."""
+    new one, unless it answers the satisfaction survey, asked after the closing text (`csat.ask`)."""
     now = now or timezone.now()
     with transaction.atomic():
         locked = lock(session.pk, "contact", "phone_number")
@@ -306,10 +323,13 @@ def close(session, *, now=None, message=True):
         locked.status = Session.Status.CLOSED
         locked.closed_at = now
         locked.save()
+        assignment.after_commit(operators=[locked.assigned_to_id])  # they have room again
         texts = load_config()[1]
         if message and texts.closing_text and locked.contact.window_open(now):
             send(locked, bot.text(bot.fill(texts.closing_text, name=locked.contact.name)))
-    session.status, session.closed_at = locked.status, locked.closed_at
+        csat.ask(locked, texts=texts, now=now)
+    # The caller's copy may be saved whole after this (the bot's turn): it must not undo these.
+    session.status, session.closed_at, session.csat_asked_at = locked.status, locked.closed_at, locked.csat_asked_at
     return True
 
 

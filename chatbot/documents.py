@@ -33,6 +33,14 @@ def message_object(message):
     }
 
 
+def csat(session):
+    """The session's satisfaction answer (design.md, "Contact export"): null until the customer
+    gave a score; the comment is "" when they gave none."""
+    if session.csat_score is None:
+        return None
+    return {"score": session.csat_score, "comment": session.csat_comment, "answered_at": _iso(session.csat_answered_at)}
+
+
 def contact_export(contact):
     """Everything we keep about one contact (LGPD data portability; design.md, "Contact export")."""
     messages = contact.messages.select_related("contact", "phone_number").order_by("timestamp", "pk")
@@ -45,7 +53,7 @@ def contact_export(contact):
         "sessions": [
             {"id": session.pk, "status": session.status,
              "queue": session.department.name if session.department else None,
-             "started_at": _iso(session.started_at), "closed_at": _iso(session.closed_at)}
+             "started_at": _iso(session.started_at), "closed_at": _iso(session.closed_at), "csat": csat(session)}
             for session in contact.sessions.select_related("department").order_by("started_at", "pk")
         ],
         "messages": [message_object(message) for message in messages.iterator()],

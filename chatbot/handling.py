@@ -3,13 +3,16 @@ to), transfer, hand back to the bot, reopen, start one with a customer. Closing 
 `conversation.close` (the bot and the sweeps close too).
 
 Each action re-reads the session under its row lock, so two operators acting at once end in one
-state, and never acts on a closed conversation but to reopen it.
+state, and never acts on a closed conversation but to reopen it. An operator a conversation leaves
+has room again, and a conversation transferred to a department enters its queue: both hand out
+waiting conversations once the action commits (`assignment`). People are not held to the limit of
+automatic assignment (`max_conversations`): taking, or assigning to a colleague by name, may go over.
 """
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import bot, conversation
+from . import assignment, bot, conversation
 from .bot import BotState
 from .models import Session
 
@@ -39,11 +42,15 @@ def take(session, user, *, override=False):
         other = colleague(locked, user)
         if other and not override:
             raise ColleagueHasIt(other)
+        now = timezone.now()
+        if locked.assigned_to_id != user.pk:
+            locked.assigned_at = now
         locked.status = Session.Status.OPEN
         locked.assigned_to = user
-        locked.first_response_at = locked.first_response_at or timezone.now()
+        locked.first_response_at = locked.first_response_at or now
         locked.unread = 0
         locked.save()
+        assignment.after_commit(operators=[other.pk if other else None])
     return True
 
 
@@ -69,11 +76,18 @@ def transfer(session, *, department=None, user=None):
         if locked.status == Session.Status.CLOSED:
             return False
         moved = department is not None and department.pk != locked.department_id
+        previous = locked.assigned_to_id if locked.status == Session.Status.OPEN else None
+        given_to = user.pk if user else None
         locked.department = department or locked.department
+        if locked.assigned_to_id != given_to:
+            locked.assigned_at = timezone.now() if user else None
         locked.assigned_to = user
         locked.status = Session.Status.OPEN if user else Session.Status.WAITING
         locked.waiting_since = locked.waiting_since if user else timezone.now()
         locked.save()
+        # The operator it leaves has room again; the department's queue has one more.
+        assignment.after_commit(departments=[] if user else [locked.department_id],
+                                operators=[previous] if previous != given_to else [])
         if moved and texts.transfer_text and locked.contact.window_open():
             conversation.send(locked, bot.text(bot.fill(texts.transfer_text, department=department.name,
                                                         name=locked.contact.name)))
@@ -88,10 +102,12 @@ def return_to_bot(session):
         locked = conversation.lock(session.pk, "contact", "phone_number")
         if locked.status == Session.Status.CLOSED:
             return False
+        previous = locked.assigned_to_id if locked.status == Session.Status.OPEN else None
         locked.status = Session.Status.BOT
-        locked.assigned_to = None
+        locked.assigned_to, locked.assigned_at = None, None
         locked.bot_state = BotState(greeted=True).dump()
         locked.save()
+        assignment.after_commit(operators=[previous])
         if texts.return_to_bot_text and locked.contact.window_open():
             conversation.send(locked, bot.text(bot.fill(texts.return_to_bot_text, name=locked.contact.name)))
     return True
@@ -107,7 +123,7 @@ def reopen(session, user):
         try:
             with transaction.atomic():
                 Session.objects.filter(pk=locked.pk).update(status=Session.Status.OPEN, assigned_to=user,
-                                                            closed_at=None)
+                                                            assigned_at=timezone.now(), closed_at=None)
         except IntegrityError:  # one open conversation per contact and number
             return Session.objects.exclude(status=Session.Status.CLOSED).get(contact_id=locked.contact_id,
                                                                             phone_number_id=locked.phone_number_id)
@@ -120,6 +136,8 @@ def start(contact, phone_number, user):
     with transaction.atomic():
         session = conversation.open_session(contact, phone_number, timezone.now())
         if session.status != Session.Status.OPEN or session.assigned_to_id != user.pk:
-            session.status, session.assigned_to = Session.Status.OPEN, user
-            session.save(update_fields=["status", "assigned_to"])
+            previous = session.assigned_to_id if session.status == Session.Status.OPEN else None
+            session.status, session.assigned_to, session.assigned_at = Session.Status.OPEN, user, timezone.now()
+            session.save(update_fields=["status", "assigned_to", "assigned_at"])
+            assignment.after_commit(operators=[previous])
     return session

@@ -4,10 +4,11 @@ everything personal dropped after `STORE_MESSAGE_UP_TO` days.
 - `export(contact)`: the contract's contact export (design.md, "Contact export") plus the list of
   stored media files.
 - `anonymize(contact, by=user)`: irreversible. Name, number, BSUID, username, every text, payload,
-  context and media file of the contact's messages, the sessions' collected answers and notes, and
-  the parts of raw webhook bodies about them are erased. The rows stay, empty, so counts and reports
-  (messages per day, sessions per department) keep adding up. A later message from the same number
-  starts a new contact: nothing links it to the erased one.
+  context and media file of the contact's messages, the sessions' collected answers, survey
+  comments and notes, and the parts of raw webhook bodies about them are erased. The rows stay,
+  empty, so counts and reports (messages per day, sessions per department, satisfaction scores)
+  keep adding up. A later message from the same number starts a new contact: nothing links it to
+  the erased one.
 - `purge(days)`: retention, in small batches (one short transaction each), so it can run daily from
   cron next to live traffic without holding locks on the busy tables.
 """
@@ -88,7 +89,7 @@ def anonymize(contact, *, by=None):
         )
         sessions = Session.objects.filter(contact=contact)
         session_ids = list(sessions.values_list("pk", flat=True))
-        sessions.update(bot_state={}, data={})
+        sessions.update(bot_state={}, data={}, csat_comment="")  # the survey's comment: the customer's words
         sessions.exclude(status=Session.Status.CLOSED).update(status=Session.Status.CLOSED, closed_at=now)
         # Operators' notes on the sessions are about the customer.
         Note.objects.filter(session__in=session_ids).update(text="")
@@ -259,7 +260,8 @@ def purge(days=None, *, batch=BATCH, progress=None):
 
     Each batch is its own short transaction, so webhooks and sends carry on meanwhile; running it
     again (or twice at once) only finds less to do. Contacts stay (an opt-out must be remembered),
-    and so do sessions, emptied of their collected answers, for the reports.
+    and so do sessions, emptied of their collected answers and survey comments (the scores stay),
+    for the reports.
     `progress(iterable, total, label)` may wrap each kind's loop over batches.
     """
     days = settings.STORE_MESSAGE_UP_TO if days is None else days
@@ -291,7 +293,7 @@ def purge(days=None, *, batch=BATCH, progress=None):
             else:
                 counts[key] += queryset.model.objects.filter(pk__in=pks).delete()[0]
     counts["sessions"] = Session.objects.filter(status=Session.Status.CLOSED, closed_at__lt=cutoff).exclude(
-        data={}, bot_state={}).update(data={}, bot_state={})
+        data={}, bot_state={}, csat_comment="").update(data={}, bot_state={}, csat_comment="")
     logger.info("retention purge (%d days): %s", days, counts)
     return counts
 

@@ -259,6 +259,15 @@ SCHEMA = {
                                 "queue": {"type": ["string", "null"]},
                                 "started_at": {"type": "string", "format": "date-time"},
                                 "closed_at": {"type": ["string", "null"], "format": "date-time"},
+                                "csat": {
+                                    "type": ["object", "null"],
+                                    "description": "The customer's satisfaction answer; null until they rated it.",
+                                    "properties": {
+                                        "score": {"type": "integer", "minimum": 1, "maximum": 5},
+                                        "comment": {"type": "string", "description": "\"\" when none was given."},
+                                        "answered_at": {"type": "string", "format": "date-time"},
+                                    },
+                                },
                             },
                         },
                     },

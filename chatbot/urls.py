@@ -1,11 +1,12 @@
 """Every URL of the product under /chatbot/: Meta's webhook and the health check (`views`), the
 integrators' API (`api`), and the operators' dashboard (`dashboard.inbox` for the conversations,
+`dashboard.reports` for the reports, `dashboard.business` for the business's settings,
 `dashboard.views` for the rest)."""
 
 from django.urls import path
 
 from . import api, views
-from .dashboard import inbox
+from .dashboard import business, inbox, reports
 from .dashboard import views as dashboard
 
 app_name = "chatbot"
@@ -23,6 +24,7 @@ urlpatterns = [
     path("dashboard/", dashboard.overview, name="dashboard"),
     path("dashboard/pulse/", inbox.pulse, name="dashboard-pulse"),
     path("dashboard/preferences/", dashboard.preferences, name="dashboard-preferences"),
+    path("dashboard/presence/", dashboard.presence_choice, name="dashboard-presence"),
     path("dashboard/conversations/", inbox.conversation_list, name="dashboard-conversations"),
     path("dashboard/conversations/next/", inbox.take_next, name="dashboard-take-next"),
     path("dashboard/conversations/bulk/", inbox.bulk, name="dashboard-bulk"),
@@ -50,6 +52,8 @@ urlpatterns = [
     path("dashboard/contacts/<int:contact_id>/export/", dashboard.contact_export, name="dashboard-contact-export"),
     path("dashboard/contacts/<int:contact_id>/anonymize/", dashboard.contact_anonymize,
          name="dashboard-contact-anonymize"),
+    # The reports (CSV with ?format=csv), for every operator.
+    path("dashboard/reports/", reports.report_page, name="dashboard-reports"),
     path("dashboard/templates/", dashboard.template_list, name="dashboard-templates"),
     path("dashboard/templates/sync/", dashboard.template_sync, name="dashboard-templates-sync"),
     path("dashboard/webhooks/", dashboard.webhook_list, name="dashboard-webhooks"),
@@ -60,8 +64,6 @@ urlpatterns = [
 
 # The business's settings, for administrators (dashboard/business.py). "bot" and "operators" come
 # before the generic <kind> paths, which answer 404 for any other name.
-from .dashboard import business  # noqa: E402 (beside its paths)
-
 urlpatterns += [
     path("dashboard/settings/", business.index, name="dashboard-settings"),
     path("dashboard/settings/bot/", business.bot_texts, name="dashboard-settings-bot"),

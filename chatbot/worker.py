@@ -10,11 +10,14 @@ shares them and adding workers adds capacity.
 3. **Background tasks**: django-tasks' rows (`DBTaskResult`), run by django-tasks-db's own loop in
    the main thread: media downloads (`media.download_media`), read receipts (`inbound.mark_read`),
    statuses that came early (`statuses.apply_pending_statuses`) and a failed turn's retry
-   (`conversation.handle_inbound_message`).
+   (`conversation.handle_inbound_message`) and the reports' counting (`reporting.keep_up_task`).
 
 The inbox thread also records the process's heartbeat every BEAT_SECONDS (health reads it), and
 every SWEEP_SECONDS the time-driven work runs: `conversation.sweep` (idle sessions close, late
-handoffs are told) in the inbox, `outbox.sweep` (sends with no answer end `failed`) in the outbox.
+handoffs are told), `presence.sweep` (operators away or offline, their online hours) and
+`assignment.sweep` (waiting conversations handed out) in the inbox, `outbox.sweep` (sends with no
+answer end `failed`) in the outbox; and every few minutes the inbox queues the reports' counting
+(`reporting.keep_up_task`) for the tasks loop.
 """
 
 import atexit
@@ -28,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
-from . import conversation, inbound, outbox, sending
+from . import assignment, conversation, inbound, outbox, presence, reporting, sending
 from .models import WorkerBeat
 
 logger = logging.getLogger("chatbot.worker")
@@ -37,7 +40,7 @@ logger = logging.getLogger("chatbot.worker")
 # waits before the bot starts on their message (or a queued message starts out).
 POLL_SECONDS = 0.1
 BEAT_SECONDS = 5
-SWEEP_SECONDS = 30  # idle sessions, late handoffs, sends with no answer
+SWEEP_SECONDS = 30  # idle sessions, late handoffs, presence, waiting conversations, sends with no answer
 # Sends in flight per worker: Meta answers in 100-300 ms, so 80 messages/s needs about 25.
 SEND_THREADS = 32
 RESTART_SECONDS = 1
@@ -75,7 +78,7 @@ class Inbox(Loop):
     def __init__(self, worker_id):
         super().__init__("webhook-inbox")
         self.worker_id = worker_id
-        self.last_beat = self.last_sweep = 0.0
+        self.last_beat = self.last_sweep = self.last_reports = 0.0
 
     def beat(self):
         if time.monotonic() - self.last_beat < BEAT_SECONDS:
@@ -90,7 +93,13 @@ class Inbox(Loop):
         self.beat()
         if time.monotonic() - self.last_sweep > SWEEP_SECONDS:
             conversation.sweep()
+            # After the closes (room freed) and the presence decay (nobody gone is chosen).
+            presence.sweep()
+            assignment.sweep()
             self.last_sweep = time.monotonic()
+        if time.monotonic() - self.last_reports > reporting.KEEP_UP_EVERY.total_seconds():
+            reporting.keep_up_task.enqueue()  # counted in the tasks loop, not between webhooks
+            self.last_reports = time.monotonic()
         return inbound.drain() > 0
 
 

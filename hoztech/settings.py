@@ -10,6 +10,7 @@ import re
 import secrets
 import tempfile
 import zoneinfo
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -248,6 +249,17 @@ WHATSAPP_MARK_READ = env_bool("WHATSAPP_MARK_READ", True)
 # Send and read API calls per token; a short burst of a tenth of it is allowed.
 API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 600, minimum=1)
 STORE_MESSAGE_UP_TO = env_int("STORE_MESSAGE_UP_TO", 90, minimum=1)
+
+# --- The team: presence (chatbot/presence.py) -------------------------------------------------
+
+# Away after this long without a key, click, touch or mouse move in any dashboard tab (each tab
+# tells its 2-second pulse whether there was input): long enough for reading a long conversation
+# or a phone call, short enough that customers are not handed to someone who left the desk.
+PRESENCE_AWAY_AFTER = timedelta(minutes=10)
+# Offline after this long without a poll from any dashboard tab. A visible tab polls every 2 s and
+# a hidden one every 30 s (browsers slow a hidden tab's timers to once a minute at worst): two
+# minutes survive a missed beat, and a closed laptop stops receiving customers soon after.
+PRESENCE_OFFLINE_AFTER = timedelta(minutes=2)
 
 # --- Security ---------------------------------------------------------------------------------
 

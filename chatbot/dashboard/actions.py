@@ -129,11 +129,13 @@ def queue(*, session, user, data, override=False):
         # Answering a customer is taking the conversation: the bot must not talk over the operator.
         if locked.status != Session.Status.OPEN or locked.assigned_to_id is None:
             locked.status = Session.Status.OPEN
-            locked.assigned_to = locked.assigned_to or user
+            if locked.assigned_to_id is None:
+                locked.assigned_to, locked.assigned_at = user, now
         locked.first_response_at = locked.first_response_at or now
         locked.last_message_at = now
         locked.unread = 0
-        locked.save(update_fields=["status", "assigned_to", "first_response_at", "last_message_at", "unread"])
+        locked.save(update_fields=["status", "assigned_to", "assigned_at", "first_response_at", "last_message_at",
+                                   "unread"])
         return sending.queue(phone_number=session.phone_number, contact=contact, message=message,
                              source=Message.Source.OPERATOR, session=locked, sent_by=user)
 

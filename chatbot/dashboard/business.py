@@ -19,8 +19,17 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from ..models import BotSettings, BusinessHours, CannedReply, ContactAttribute, Department, Holiday, Label
-from ..templatetags.dashboard import label_class
+from ..models import (
+    BotSettings,
+    BusinessHours,
+    CannedReply,
+    ContactAttribute,
+    Department,
+    Holiday,
+    Label,
+    OperatorProfile,
+)
+from ..templatetags.dashboard import label_class, presence_label, presence_mark, presence_of
 from . import business_forms
 from .permissions import admin_required
 
@@ -65,6 +74,7 @@ KINDS = {
         _("New department"), _("Department saved."), _("Department deleted."),
         [(_("Name"), attrgetter("name")), (_("Active"), lambda row: yes_no(row.is_active)),
          (_("Restricted"), lambda row: yes_no(row.restricted)),
+         (_("Automatic assignment"), lambda row: row.get_assignment_display()),
          (_("Operators"), lambda row: ", ".join(user.get_full_name() or user.get_username()
                                                  for user in row.operators.all()) or "—"),
          (_("Position"), attrgetter("position"))],
@@ -179,6 +189,16 @@ def row_delete(request, kind, pk):
 # --- The team --------------------------------------------------------------------------------
 
 
+def presence(person):
+    state = presence_of(person)
+    return f"{presence_mark(state)} {presence_label(state)}"
+
+
+def limit(person):
+    profile = getattr(person, "profile", None)
+    return profile.max_conversations if profile else OperatorProfile._meta.get_field("max_conversations").default
+
+
 @require_GET
 @admin_required
 def operator_list(request):
@@ -186,13 +206,15 @@ def operator_list(request):
              [person.get_username(), person.get_full_name(), person.email,
               ", ".join(department.name for department in person.departments.all()),
               _("Administrator") if person.is_staff or person.is_superuser else _("Operator"),
-              _("Active") if person.is_active else _("Inactive")])
-            for person in business_forms.accounts(request.user).prefetch_related("departments")]
+              _("Active") if person.is_active else _("Inactive"), presence(person), limit(person)])
+            for person in business_forms.accounts(request.user).select_related("profile")
+            .prefetch_related("departments")]
     return page(request, LIST, title=_("Operators"), new=_("New operator"), rows=rows,
                 help=_("Operators answer conversations in the dashboard. Accounts are deactivated, never deleted: "
                        "their messages keep their names."),
                 new_url=reverse("chatbot:dashboard-settings-operator-new"),
-                headers=[_("Username"), _("Name"), _("Email"), _("Departments"), _("Role"), _("Status")])
+                headers=[_("Username"), _("Name"), _("Email"), _("Departments"), _("Role"), _("Status"),
+                         _("Presence"), _("Conversations at once")])
 
 
 @require_http_methods(["GET", "POST"])

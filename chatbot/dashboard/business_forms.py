@@ -14,7 +14,17 @@ from django.db.models import Q
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..models import BotSettings, BusinessHours, CannedReply, ContactAttribute, Department, Holiday, Label
+from .. import assignment
+from ..models import (
+    BotSettings,
+    BusinessHours,
+    CannedReply,
+    ContactAttribute,
+    Department,
+    Holiday,
+    Label,
+    OperatorProfile,
+)
 from .forms import UnixNewlines
 from .permissions import OPERATORS_GROUP
 
@@ -26,6 +36,8 @@ BOT_GROUPS = [
     (_("Business hours"), ["out_of_hours_text"]),
     (_("Marketing opt-out"), ["opt_out_confirm_text", "opt_out_done_text", "opt_in_text"]),
     (_("Sessions and spam"), ["inactivity_hours", "closing_text", "spam_cooldown_minutes"]),
+    (_("Satisfaction survey"), ["csat_enabled", "csat_question", "csat_button", "csat_comment_question",
+                                "csat_thanks", "csat_template", "csat_template_language"]),
 ]
 
 
@@ -33,6 +45,8 @@ class BotSettingsForm(UnixNewlines, forms.ModelForm):
     class Meta:
         model = BotSettings
         fields = [name for _title, names in BOT_GROUPS for name in names]
+        help_texts = {"csat_enabled": _("Asked once, after the closing message, when a conversation an operator "
+                                        "handled is closed; never to customers who opted out or are blocked.")}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -98,7 +112,10 @@ class DepartmentForm(forms.ModelForm):
 
     class Meta:
         model = Department
-        fields = ["name", "description", "position", "is_active", "restricted", "operators"]
+        fields = ["name", "description", "position", "is_active", "restricted", "assignment", "operators"]
+        help_texts = {"assignment": _("Automatic: each customer in the queue goes at once to an online operator of "
+                                      "the department under their limit of conversations at once; the others "
+                                      "wait, and go as operators free up or come online.")}
 
 
 class CannedReplyForm(UnixNewlines, forms.ModelForm):
@@ -161,11 +178,25 @@ def join(user, departments):
     user.departments.set(departments)
 
 
+def limit_field():
+    return forms.IntegerField(
+        label=_("Conversations at once"), min_value=0, max_value=99, initial=5,
+        help_text=_("Automatic assignment gives this operator no more open conversations than this (0: none). "
+                    "Taking conversations, or being assigned one by a colleague, may go over it."))
+
+
+def set_limit(user, limit):
+    OperatorProfile.objects.update_or_create(user=user, defaults={"max_conversations": limit})
+    assignment.after_commit(operators=[user.pk])  # a raised limit (or new departments) makes room at once
+
+
 class NewOperatorForm(UserCreationForm):
     """A new operator's account: the password goes through AUTH_PASSWORD_VALIDATORS."""
 
     departments = departments_field()
-    field_order = ["username", "first_name", "email", "password1", "password2", "departments", "is_staff"]
+    max_conversations = limit_field()
+    field_order = ["username", "first_name", "email", "password1", "password2", "departments", "max_conversations",
+                   "is_staff"]
 
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
@@ -178,6 +209,7 @@ class NewOperatorForm(UserCreationForm):
         user = super().save(commit=False)
         user.save()
         join(user, self.cleaned_data["departments"])
+        set_limit(user, self.cleaned_data["max_conversations"])
         return user
 
 
@@ -185,7 +217,8 @@ class OperatorForm(forms.ModelForm):
     """An operator's account, edited by `by`, who may not lock themselves out."""
 
     departments = departments_field()
-    field_order = ["first_name", "email", "departments", "is_staff", "is_active"]
+    max_conversations = limit_field()
+    field_order = ["first_name", "email", "departments", "max_conversations", "is_staff", "is_active"]
 
     class Meta:
         model = get_user_model()
@@ -197,6 +230,9 @@ class OperatorForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.by = by
         self.fields["departments"].initial = list(self.instance.departments.all())
+        profile = OperatorProfile.objects.filter(user=self.instance).first()
+        if profile:
+            self.fields["max_conversations"].initial = profile.max_conversations
 
     def clean(self):
         data = super().clean()
@@ -211,4 +247,5 @@ class OperatorForm(forms.ModelForm):
     def save(self):
         user = super().save()
         join(user, self.cleaned_data["departments"])
+        set_limit(user, self.cleaned_data["max_conversations"])
         return user

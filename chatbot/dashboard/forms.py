@@ -106,6 +106,10 @@ class PreferencesForm(forms.Form):
     notifications = forms.BooleanField(required=False)
 
 
+class PresenceForm(forms.Form):
+    presence = forms.ChoiceField(choices=[(value, value) for value in ("online", "away")])
+
+
 class NoteForm(UnixNewlines, forms.Form):
     text = forms.CharField(required=False)
 

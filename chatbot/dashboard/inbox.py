@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import conversation, handling, media
+from .. import conversation, handling, media, presence
 from ..models import CannedReply, ContactAttribute, Department, Label, Message, OperatorProfile, Session
 from . import actions, forms, selectors
 from .permissions import operator_required, operators, visible
@@ -343,8 +343,9 @@ def media_retry(request, message_id):
 @operator_required
 def pulse(request):
     """What every dashboard tab polls: the queue and unread counts (the tab's title), the newest
-    arrivals (sound, notifications), and the operator's choices about them."""
-    profile, _created = OperatorProfile.objects.get_or_create(user=request.user)
-    OperatorProfile.objects.filter(pk=profile.pk).update(seen_at=timezone.now())
+    arrivals (sound, notifications), the operator's choices about them and their presence.
+    `?active=1`: there was input in the tab since its last poll (`presence.record_pulse`)."""
+    profile = presence.record_pulse(request.user, active=request.GET.get("active") == "1")
     return JsonResponse({**selectors.pulse(request.user), "sound": profile.sound,
-                         "notifications": profile.notifications})
+                         "notifications": profile.notifications, "presence": profile.presence,
+                         "presence_label": str(profile.get_presence_display())})

@@ -27,9 +27,10 @@ def is_operator(user):
 
 
 def operators():
-    """The users who may be given a conversation: active operators and admins."""
+    """The users who may be given a conversation: active operators and admins, each with their
+    profile (their presence beside their name)."""
     return get_user_model().objects.filter(Q(is_staff=True) | Q(groups__name=OPERATORS_GROUP),
-                                           is_active=True).distinct().order_by("username")
+                                           is_active=True).distinct().select_related("profile").order_by("username")
 
 
 def operator_required(view):

@@ -12,7 +12,7 @@ from django.utils import timezone
 from .. import health, search
 from ..models import WINDOW, Contact, DailyStats, Message, OperatorProfile, Session, Template
 from ..whatsapp.vocabulary import FOLLOW_UP_TYPES
-from .permissions import is_admin, visible
+from .permissions import is_admin, operators, visible
 
 # The overview's charts: 14 days of messages, 30 days of billable ones (today's counted live).
 CHART_DAYS = 14
@@ -54,7 +54,28 @@ def overview(user, now=None):
         "days": chart_days(today_start, past, today["total"]),
         "hours": bars([(hour, today["hours"].get(hour, {"in": 0, "out": 0})) for hour in range(24)]),
         "pricing": pricing(past, today["pricing"]),
+        "team": team(now),
     }
+
+
+PRESENCE_ORDER = {OperatorProfile.Presence.ONLINE: 0, OperatorProfile.Presence.AWAY: 1,
+                  OperatorProfile.Presence.OFFLINE: 2}
+
+
+def team(now):
+    """Who is on the team now, online first: each operator's presence (by the rule, not the stored
+    value the worker's sweep updates every 30 s), open conversations and limit."""
+    people = list(operators())
+    load = dict(Session.objects.filter(status=Session.Status.OPEN, assigned_to__in=people)
+                .values_list("assigned_to").annotate(n=Count("id")).order_by())
+    default_limit = OperatorProfile._meta.get_field("max_conversations").default
+    rows = []
+    for person in people:
+        profile = getattr(person, "profile", None)
+        rows.append({"user": person, "open": load.get(person.pk, 0),
+                     "presence": profile.presence_at(now) if profile else OperatorProfile.Presence.OFFLINE,
+                     "limit": profile.max_conversations if profile else default_limit})
+    return sorted(rows, key=lambda row: (PRESENCE_ORDER[row["presence"]], row["user"].get_username()))
 
 
 def today_counts(today_start):

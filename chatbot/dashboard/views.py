@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import inbound, lgpd, media, message_templates
+from .. import inbound, lgpd, media, message_templates, presence
 from ..models import Contact, ContactAttribute, Label, Message, OperatorProfile, Template, WebhookEvent
 from . import actions, forms, selectors
 from .permissions import admin_required, operator_required, visible
@@ -56,6 +56,19 @@ def preferences(request):
     if form.is_valid():
         OperatorProfile.objects.update_or_create(user=request.user, defaults=form.cleaned_data)
         messages.success(request, _("Your preferences were saved."))
+    return redirect(safe_next(request, "chatbot:dashboard"))
+
+
+@require_POST
+@operator_required
+def presence_choice(request):
+    """The operator's own presence: online (given conversations automatically) or away."""
+    form = forms.PresenceForm(request.POST)
+    if form.is_valid():
+        chosen = presence.choose(request.user, form.cleaned_data["presence"]).chosen_presence
+        messages.success(request, _("You are online: your departments' customers may be handed to you.")
+                         if chosen == OperatorProfile.Presence.ONLINE
+                         else _("You are away: no customer is handed to you until you are back online."))
     return redirect(safe_next(request, "chatbot:dashboard"))
 
 

@@ -41,12 +41,13 @@ from .operations import (
     WorkerBeat,
     hash_token,
 )
+from .reporting import ReportDay
 from .team import OnlineHour, OperatorProfile
 
 __all__ = [
     "DEFAULT_SCOPES", "IDEMPOTENCY_TTL", "WINDOW", "AccountEvent", "Action", "ApiToken", "BotSettings",
     "BusinessHours", "CannedReply", "Contact", "ContactAttribute", "DailyStats", "Department", "Flow", "FlowOption",
     "FlowStep", "Holiday", "IdempotencyKey", "KeywordRule", "Label", "Message", "Note", "OnlineHour", "OperatorProfile",
-    "PendingStatus", "PhoneNumber", "PhoneNumberQuerySet", "RateLimit", "Scope", "Session", "Template",
+    "PendingStatus", "PhoneNumber", "PhoneNumberQuerySet", "RateLimit", "ReportDay", "Scope", "Session", "Template",
     "WebhookEvent", "WorkerBeat", "fit", "hash_token",
 ]

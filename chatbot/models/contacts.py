@@ -256,6 +256,8 @@ class Session(models.Model):
             # Reports by period; the survey's answers by the contact's latest asked session.
             models.Index(fields=["started_at"], name="session_started_idx"),
             models.Index(fields=["closed_at"], name="session_closed_idx"),
+            # The reports' latest survey comments: few conversations have one.
+            models.Index(fields=["closed_at"], name="session_comment_idx", condition=~Q(csat_comment="")),
             models.Index(fields=["contact", "-csat_asked_at"], name="session_csat_asked_idx",
                          condition=Q(csat_asked_at__isnull=False)),
         ]

@@ -2,9 +2,19 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .contacts import Session
+
+
+class OperatorProfileQuerySet(models.QuerySet):
+    def online(self, now):
+        """The operators online at `now` by the rule of `OperatorProfile.presence_at`, whatever
+        the stored `presence` (which the worker's sweep brings in line every minute)."""
+        return self.filter(chosen_presence=OperatorProfile.Presence.ONLINE,
+                           seen_at__gte=now - settings.PRESENCE_OFFLINE_AFTER,
+                           active_at__gte=now - settings.PRESENCE_AWAY_AFTER)
 
 
 class OperatorProfile(models.Model):
@@ -36,6 +46,8 @@ class OperatorProfile(models.Model):
         help_text=_("Automatic assignment gives this operator no more open conversations than this."))
     last_assigned_at = models.DateTimeField(_("last given a conversation"), null=True, blank=True)
 
+    objects = OperatorProfileQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("operator profile")
         verbose_name_plural = _("operator profiles")
@@ -43,6 +55,16 @@ class OperatorProfile(models.Model):
 
     def __str__(self):
         return str(self.user)
+
+    def presence_at(self, now):
+        """Offline when no dashboard tab polled within PRESENCE_OFFLINE_AFTER; else away when the
+        operator chose it or gave no input within PRESENCE_AWAY_AFTER; else online."""
+        if self.seen_at is None or now - self.seen_at > settings.PRESENCE_OFFLINE_AFTER:
+            return self.Presence.OFFLINE
+        if (self.chosen_presence == self.Presence.AWAY or self.active_at is None
+                or now - self.active_at > settings.PRESENCE_AWAY_AFTER):
+            return self.Presence.AWAY
+        return self.Presence.ONLINE
 
 
 class OnlineHour(models.Model):
@@ -57,3 +79,6 @@ class OnlineHour(models.Model):
         verbose_name = _("online hour")
         verbose_name_plural = _("online hours")
         constraints = [models.UniqueConstraint(fields=["hour", "user"], name="online_hour_unique")]
+
+    def __str__(self):
+        return f"{self.user} {timezone.localtime(self.hour):%Y-%m-%d %H:00}"

@@ -3,6 +3,7 @@
 import re
 
 from django import template
+from django.conf import settings
 from django.utils import formats, timezone
 from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
@@ -10,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from chatbot import media, outbox
 from chatbot.dashboard import selectors
-from chatbot.models import Label
+from chatbot.models import Label, OperatorProfile
 
 register = template.Library()
 
@@ -133,3 +134,43 @@ def label_class(label):
         return f"label-{Label.Color(label.color).name.lower()}"
     except ValueError:
         return "label-grey"
+
+
+# Presence is told by a word beside a mark of its own shape, never by colour alone.
+PRESENCE_MARKS = {"online": "●", "away": "◐", "offline": "○"}
+
+
+@register.filter
+def presence_of(user):
+    """What others see of an operator: "online", "away" or "offline" (read with the user through
+    select_related("profile"); offline when they never opened the dashboard)."""
+    profile = getattr(user, "profile", None)
+    return profile.presence if profile else OperatorProfile.Presence.OFFLINE
+
+
+@register.filter
+def presence_mark(state):
+    return PRESENCE_MARKS.get(state, PRESENCE_MARKS["offline"])
+
+
+@register.filter
+def presence_label(state):
+    """The presence's word in the page's language."""
+    try:
+        return OperatorProfile.Presence(state).label
+    except ValueError:
+        return OperatorProfile.Presence.OFFLINE.label
+
+
+@register.filter
+def with_presence(user):
+    """An operator's name with their presence, e.g. "● bia (online)", for lists and menus."""
+    state = presence_of(user)
+    return f"{presence_mark(state)} {user.get_username()} ({presence_label(state)})"
+
+
+@register.simple_tag
+def presence_minutes():
+    """The presence thresholds in minutes (settings), for the words that explain them."""
+    return {"away": int(settings.PRESENCE_AWAY_AFTER.total_seconds() // 60),
+            "offline": int(settings.PRESENCE_OFFLINE_AFTER.total_seconds() // 60)}

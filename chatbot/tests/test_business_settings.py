@@ -21,6 +21,7 @@ from chatbot.models import (
     Department,
     Holiday,
     Label,
+    OperatorProfile,
     PhoneNumber,
     Session,
 )
@@ -36,8 +37,9 @@ KINDS = {
               {"closes": time(17, 30)}),
     "holidays": (Holiday, {"date": "2025-12-25", "name": "Natal"}, {"date": "2025-12-24"},
                  {"date": date(2025, 12, 24)}),
-    "departments": (Department, {"name": "Vendas", "position": 1, "is_active": "on"}, {"restricted": "on"},
-                    {"restricted": True, "is_active": True}),
+    "departments": (Department, {"name": "Vendas", "position": 1, "is_active": "on", "assignment": "off"},
+                    {"restricted": "on", "assignment": "least_busy"},
+                    {"restricted": True, "is_active": True, "assignment": "least_busy"}),
     "canned": (CannedReply, {"title": "Boas-vindas", "text": "Olá, {first_name}!", "position": 0},
                {"text": "Oi, {name}."}, {"text": "Oi, {name}."}),
     "labels": (Label, {"name": "VIP", "color": Label.Color.GREEN, "position": 0}, {"color": Label.Color.RED},
@@ -147,7 +149,7 @@ def test_administrators_create_edit_and_delete_each_kind(as_owner, kind):
 
 def test_a_department_gets_its_operators(as_owner, operator):
     as_owner.post(url("-new", "departments"), {"name": "Suporte", "position": 0, "is_active": "on",
-                                               "operators": [operator.pk]})
+                                               "assignment": "round_robin", "operators": [operator.pk]})
     assert list(Department.objects.get().operators.all()) == [operator]
 
 
@@ -231,7 +233,7 @@ def test_invalid_bot_texts_change_nothing(as_owner):
 
 def new_operator(**changes):
     return {"username": "bia", "first_name": "Bia", "email": "bia@example.com", "password1": PASSWORD,
-            "password2": PASSWORD, **changes}
+            "password2": PASSWORD, "max_conversations": 5, **changes}
 
 
 def test_a_new_operator_can_log_in_in_the_group_and_departments(as_owner, django_user_model):
@@ -259,11 +261,13 @@ def test_a_new_operators_password_goes_through_the_validators(as_owner, settings
 def test_an_operator_is_edited_and_deactivated(as_owner, operator):
     department = Department.objects.create(name="Vendas")
     response = as_owner.post(url("-operator", operator.pk), {"first_name": "Ana Paula", "email": "ana@example.com",
-                                                             "departments": [department.pk], "is_staff": "on"})
+                                                             "departments": [department.pk], "is_staff": "on",
+                                                             "max_conversations": 3})
     assert response.status_code == 302 and succeeded(response)
     operator.refresh_from_db()
     assert (operator.first_name, operator.is_staff, operator.is_active) == ("Ana Paula", True, False)
     assert list(operator.departments.all()) == [department]
+    assert OperatorProfile.objects.get(user=operator).max_conversations == 3
     assert not Client().login(username="ana", password="x")
 
 

@@ -5,6 +5,7 @@ from datetime import time, timedelta
 from unittest import mock
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from chatbot import conversation, handling
@@ -183,13 +184,15 @@ APPLY_QUERIES = 21
 SEND_QUERIES = {"postgresql": 9, "sqlite": 12}
 
 
-def test_a_first_turn_costs_a_bounded_number_of_queries(client, says, fake_graph):
+def test_a_first_turn_costs_a_bounded_number_of_queries(client, says, fake_graph,
+                                                        django_capture_on_commit_callbacks):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from chatbot import inbound, outbox
 
-    says("oi", wa_id="5511900000001")  # configuration and business number read once per process
+    with django_capture_on_commit_callbacks(execute=True):  # the number is kept once it commits
+        says("oi", wa_id="5511900000001")  # configuration and business number read once per process
     body = customer_message(phone_number_id=PNID, wa_id="5511900000002", name="Ana", wamid="wamid.COST", text="oi")
     assert post_signed(client, body).status_code == 200
 
@@ -249,3 +252,16 @@ def test_the_answers_a_flow_collects_are_shown_to_operators(says, client, django
     client.force_login(operator)
     page = client.get(f"/chatbot/dashboard/conversations/{session().pk}/").content.decode()
     assert "<dt>pedido</dt><dd>#4521</dd>" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_business_number_seen_first_is_shared_with_other_threads_only_once_it_commits():
+    # The worker's threads share the snapshot: a row another thread's transaction cannot see yet
+    # would fail its commit (foreign key).
+    conversation.load_config()
+    numbers = conversation._config_cache["numbers"]
+    with transaction.atomic():
+        number = conversation.business_number("106540352242999", "+55 11 3456-0000")
+        assert "106540352242999" not in numbers
+    assert numbers["106540352242999"] == number
+    assert conversation.business_number("106540352242999") is numbers["106540352242999"]

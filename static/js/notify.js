@@ -2,12 +2,19 @@
 // tab's title, a sound, and a browser notification (permission asked once) for a new customer
 // waiting in their departments or a new message in their conversations. Each operator switches
 // the sound and notifications off in their menu. Every alert is also a "hoz:alert" event.
+// The same pulse keeps the operator's presence (chatbot/presence.py): it says whether there was
+// input in this tab since the last one, and shows the presence it gets back in the top bar.
 "use strict";
 
 const SEEN_KEY = "hoz.seen";
 const ASKED_KEY = "hoz.notify-asked";
 const STALE_MS = 30000;
+// A hidden tab does not poll (Live.poll), yet the operator is still at work: it says so this
+// often, or they would show offline (browsers may slow this to once a minute; the server waits 2).
+const HIDDEN_BEAT_MS = 30000;
+const PRESENCE_MARKS = { online: "●", away: "◐", offline: "○" };
 let audio = null;
+let active = true; // opening a page is input
 
 function beep() {
   // A short two-tone chime, made here: no file to fetch, nothing for the CSP to allow.
@@ -63,9 +70,18 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
-  Live.poll(async () => {
-    const pulse = await Live.get(bar.dataset.pulse);
-    if (!pulse) return;
+  const pulseUrl = (input) => `${bar.dataset.pulse}?active=${input ? 1 : 0}`;
+  const mine = document.getElementById("my-presence");
+  const tick = async () => {
+    const input = active;
+    active = false;
+    const pulse = await Live.get(pulseUrl(input));
+    if (!pulse) { active = active || input; return; }
+    if (mine && pulse.presence && mine.dataset.presence !== pulse.presence) {
+      mine.dataset.presence = pulse.presence;
+      mine.querySelector(".presence-mark").textContent = PRESENCE_MARKS[pulse.presence] || "";
+      mine.querySelector(".presence-label").textContent = pulse.presence_label;
+    }
     const count = pulse.waiting + pulse.unread;
     document.title = count ? `(${count}) ${title}` : title;
     badge.hidden = pulse.waiting === 0;
@@ -91,7 +107,16 @@ document.addEventListener("DOMContentLoaded", () => {
         && !(String(message.session) === openSession && !document.hidden)) {
       announce("message", pulse, `${bar.dataset.newMessage}: ${message.name}`, message.text, conversationUrl(message.session));
     }
-  });
+  };
+  Live.poll(tick);
+  if (!document.hidden) tick().catch((error) => console.warn("pulse failed", error));
+  setInterval(() => {
+    if (document.hidden) Live.get(pulseUrl(false)).catch(() => {});
+  }, HIDDEN_BEAT_MS);
+  // Any key, click, touch or mouse move in the tab is input (away after a while without any).
+  for (const type of ["keydown", "pointerdown", "pointermove", "wheel", "touchstart"]) {
+    document.addEventListener(type, () => { active = true; }, { capture: true, passive: true });
+  }
   // Browsers start sound only after the page was used: unlock it at the first key or click.
   const unlock = () => { audio = audio || new AudioContext(); audio.resume(); };
   document.addEventListener("pointerdown", unlock, { once: true });
