@@ -219,7 +219,7 @@ def short(moment, time=False):
     return formats.date_format(moment, "SHORT_DATE_FORMAT")
 
 
-def csv_value(cell):
+def csv_value(cell, decimal_point):
     value, kind = cell["value"], cell["kind"]
     if value is None:
         return ""
@@ -227,20 +227,22 @@ def csv_value(cell):
         total = int(value.total_seconds())
         return f"{total // 3600}:{total // 60 % 60:02d}:{total % 60:02d}"
     if kind in ("decimal", "percent"):
-        return f"{value:.1f}"
+        return f"{value:.1f}".replace(".", decimal_point)
     return value
 
 
 def as_csv(built, name):
-    """The table as CSV (UTF-8 with a BOM, so that spreadsheets read the accents); durations as
-    h:mm:ss, decimals with a point."""
+    """The table as CSV (UTF-8 with a BOM, so that spreadsheets read the accents), as the page's
+    language writes one: in Portuguese, fields split by ";" and decimals with a comma (what a
+    spreadsheet in Brazil opens into columns), in English "," and a point. Durations as h:mm:ss."""
+    decimal_point = formats.get_format("DECIMAL_SEPARATOR")
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="relatorio-{name}.csv"'
     response.write("\ufeff")
-    writer = csv.writer(response)
+    writer = csv.writer(response, delimiter=";" if decimal_point == "," else ",")
     writer.writerow(built["columns"])
     for row in built["rows"]:
-        writer.writerow([csv_value(cell) for cell in row])
+        writer.writerow([csv_value(cell, decimal_point) for cell in row])
     return response
 
 

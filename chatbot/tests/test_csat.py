@@ -296,12 +296,16 @@ def test_an_answer_a_day_late_is_a_new_conversation(closed, says):
 
 
 def test_the_rating_is_shown_in_the_conversation(closed, says, client, ana):
+    client.force_login(ana)
+    waiting = client.get(reverse("chatbot:dashboard-conversation", args=[closed.pk])).content.decode()
+    assert "pesquisa enviada, sem resposta" in waiting
+    assert "Uma resposta à pesquisa de satisfação fica nesta conversa." in waiting  # not a new conversation
     says("2")
     says("O produto veio errado")
-    client.force_login(ana)
     page = client.get(reverse("chatbot:dashboard-conversation", args=[closed.pk])).content.decode()
     assert "<strong>2/5</strong>" in page and "<q>O produto veio errado</q>" in page
     assert "5 – Ótimo" in page  # the survey in the thread, like any bot message
+    assert "Uma resposta à pesquisa" not in page
 
 
 # --- Once per conversation ------------------------------------------------------------------------

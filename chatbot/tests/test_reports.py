@@ -418,14 +418,14 @@ def value(text):
     return text
 
 
-def csv_rows(client, **params):
+def csv_rows(client, delimiter=";", **params):
     response = client.get(URL, {**params, "format": "csv"})
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert re.fullmatch(r'attachment; filename="relatorio-[a-z-]+\.csv"', response["Content-Disposition"])
     text = response.content.decode("utf-8")
     assert text.startswith("\ufeff")
-    return list(csv.reader(io.StringIO(text[1:])))
+    return list(csv.reader(io.StringIO(text[1:]), delimiter=delimiter))
 
 
 @pytest.mark.parametrize("period", ["7d", "12m"])
@@ -455,6 +455,15 @@ def test_every_csv_equals_its_table_on_the_page(client, data, period):
     assert [[value(cell) for cell in row] for row in summary[1:]] == [[value(unescape(name)), value(unescape(text))]
                                                                       for name, text in shown]
     assert ["Conversas iniciadas", "6"] in summary and ["Departamento", "Todos os departamentos"] in summary
+
+
+def test_the_csv_is_written_as_a_spreadsheet_of_the_pages_language_reads_it(client, data):
+    client.force_login(data["owner"])
+    portuguese = dict(csv_rows(client, period="7d"))
+    assert portuguese["Satisfação (média, de 1 a 5)"] == "3,7" and portuguese["Taxa de resposta da pesquisa"] == "75,0"
+    client.cookies["django_language"] = "en"
+    english = dict(csv_rows(client, delimiter=",", period="7d"))
+    assert english["Satisfaction (average, 1 to 5)"] == "3.7" and english["Survey response rate"] == "75.0"
 
 
 def test_an_unknown_table_is_a_404(client, data):

@@ -81,7 +81,7 @@ def test_a_table_downloads_as_csv(live_server, pages, data, tmp_path):
     target = tmp_path / "resumo.csv"
     download.value.save_as(target)
     text = target.read_text(encoding="utf-8-sig")
-    assert text.splitlines()[0] == "Indicador,Valor" and "Conversas iniciadas,6" in text
+    assert text.splitlines()[0] == "Indicador;Valor" and "Conversas iniciadas;6" in text
     with page.expect_download() as download:
         page.click("#table-times + .csv a")
     assert download.value.suggested_filename == "relatorio-tempos.csv"
