@@ -151,6 +151,11 @@ class Contact(models.Model):
     )
     opted_out = models.BooleanField(_("opted out of marketing"), default=False)
     opted_out_at = models.DateTimeField(_("opted out at"), null=True, blank=True)
+    # Where and when the customer agreed to receive the business's messages (an import's opt-in
+    # columns): what a campaign shows when the business sends only to those who agreed.
+    opted_in_at = models.DateTimeField(_("opted in at"), null=True, blank=True)
+    opt_in_source = models.CharField(_("opt-in source"), max_length=255, blank=True,
+                                     help_text=_("Where the customer agreed, e.g. the website's form."))
     blocked = models.BooleanField(_("blocked"), default=False)
     # Meta's pair rate limit (about 1 message per 6 s to one user, with bursts): the time our
     # sending to this contact is booked until (see `outbox.book_recipients`).

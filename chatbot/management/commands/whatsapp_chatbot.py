@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -20,7 +21,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext as _
 
-from chatbot import contacts, diagnostics, inbound, lgpd, message_templates, sending
+from chatbot import contacts, diagnostics, imports, inbound, lgpd, message_templates, sending
 from chatbot.models import ApiToken, Message, PhoneNumber, Scope, Session, Template, WebhookEvent
 from chatbot.whatsapp import validation, webhook
 
@@ -158,6 +159,16 @@ class Command(BaseCommand):
         anonymize.add_argument("wa_id", metavar="WA_ID", help=_("The contact's number (or business-scoped user ID)."))
         anonymize.add_argument("--yes", "--no-input", "--noinput", dest="yes", action="store_true",
                                help=_("Do not ask for confirmation."))
+
+        contacts_import = commands.add_parser(
+            "import-contacts", help=_("Import contacts from a CSV file (the audiences of campaigns)."),
+            description=_("A header row with a phone column (telefone, phone, wa_id or celular); nome, etiquetas, "
+                          "opt_in and opt_in_em if you have them, and any other column as an attribute. Comma or "
+                          "semicolon, UTF-8 or Latin-1 as Excel saves it. Importing the same file again changes "
+                          "nothing."),
+        )
+        contacts_import.add_argument("file", metavar="FILE.csv", help=_("The CSV file."))
+        contacts_import.add_argument("--label", default="", help=_("A label put on every contact of the file."))
 
     def handle(self, *args, subcommand, **options):
         handler = getattr(self, "handle_" + subcommand.replace("-", "_"))
@@ -367,6 +378,30 @@ class Command(BaseCommand):
             "days": days, "what": ", ".join(parts),
             "sessions": ngettext("%(n)d closed conversation emptied", "%(n)d closed conversations emptied",
                                  counts["sessions"]) % {"n": counts["sessions"]}})
+
+    def handle_import_contacts(self, *, file, label, **options):
+        try:
+            data = Path(file).read_bytes()
+        except OSError as error:
+            raise CommandError(_("Cannot read %(file)s: %(error)s.") % {"file": file, "error": error.strerror}) \
+                from None
+        try:
+            report = imports.import_contacts(data, label=label.strip()[:40], progress=progress)
+        except imports.ImportRefused as refused:
+            raise CommandError(str(refused)) from None
+        self.stdout.write(_("New: %(new)d · updated: %(updated)d · unchanged: %(unchanged)d · lines refused: "
+                            "%(refused)d") % {"new": report.imported, "updated": report.updated,
+                                                   "unchanged": report.unchanged, "refused": len(report.refused)})
+        if report.still_opted_out:
+            self.stdout.write(ngettext("%(n)d contact had opted out of marketing and stays opted out.",
+                                       "%(n)d contacts had opted out of marketing and stay opted out.",
+                                       report.still_opted_out) % {"n": report.still_opted_out})
+        for line, reason in report.refused[:imports.REFUSED_SHOWN]:
+            self.stdout.write(_("  line %(line)d: %(reason)s") % {"line": line, "reason": reason})
+        if len(report.refused) > imports.REFUSED_SHOWN:
+            self.stdout.write(_("  … and %(n)d more.") % {"n": len(report.refused) - imports.REFUSED_SHOWN})
+        if report.refused and not (report.imported or report.updated or report.unchanged):
+            raise CommandError(_("No line could be imported."))
 
     def handle_export_contact(self, *, wa_id, **options):
         self.stdout.write(dumps(lgpd.export(find_contact(wa_id))))
