@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection, transaction
+from django.db.models import JSONField
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -257,6 +258,27 @@ def update(changed):
             template="(%s, %s, %s::jsonb, %s::timestamptz, %s)", page_size=BATCH)
 
 
+def insert(model, objects):
+    """Insert `objects` (new `model` instances), skipping those a unique constraint already has (a
+    contact a webhook created meanwhile, a label link already there). Django's bulk_create
+    prepares each field of each row in Python (82,000 contacts: 7 s); on PostgreSQL the values go
+    as they are, which is all these plain fields need."""
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objects, batch_size=BATCH, ignore_conflicts=True)
+        return
+    from psycopg2 import sql
+    from psycopg2.extras import Json, execute_values
+
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    as_json = {field.attname for field in fields if isinstance(field, JSONField)}
+    statement = sql.SQL("INSERT INTO {} ({}) VALUES %s ON CONFLICT DO NOTHING").format(
+        sql.Identifier(model._meta.db_table), sql.SQL(", ").join(sql.Identifier(field.column) for field in fields))
+    rows = [tuple(Json(getattr(item, name)) if name in as_json else getattr(item, name)
+                  for name in (field.attname for field in fields)) for item in objects]
+    with connection.cursor() as cursor:
+        execute_values(cursor.cursor, statement.as_string(cursor.cursor), rows, page_size=BATCH)
+
+
 def write(batch, labels, label, report, now):
     forms = {form: row for row in batch for form in contacts.variants(row.wa_id)}
     existing = {}
@@ -282,8 +304,7 @@ def write(batch, labels, label, report, now):
             report.still_opted_out += 1
         if (contact.name, contact.attributes, contact.opted_in_at, contact.opt_in_source) != before:
             changed.append(contact)
-    # A contact created meanwhile by a webhook is left alone (ignore_conflicts), then found below.
-    Contact.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
+    insert(Contact, new)  # a contact a webhook created meanwhile is left alone, and found below
     update(changed)
     report.imported += len(new)
     report.updated += len(changed)
@@ -298,8 +319,7 @@ def write(batch, labels, label, report, now):
     had = set(through.objects.filter(contact_id__in=[contact.pk for contact in existing.values()])
               .values_list("contact_id", "label_id"))
     added = {(ids[wa_id], pk) for wa_id, items in wanted.items() if wa_id in ids for pk in items} - had
-    through.objects.bulk_create([through(contact_id=contact, label_id=pk) for contact, pk in sorted(added)],
-                                batch_size=BATCH, ignore_conflicts=True)
+    insert(through, [through(contact_id=contact, label_id=pk) for contact, pk in sorted(added)])
     # An existing contact that only gained a label was updated too.
     relabelled = {contact for contact, _pk in added} & {contact.pk for contact in existing.values()}
     relabelled -= {contact.pk for contact in changed}

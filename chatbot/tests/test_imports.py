@@ -161,3 +161,13 @@ def test_the_command_fails_with_one_sentence(tmp_path):
     (tmp_path / "y.csv").write_text("telefone\n123\n")
     with pytest.raises(CommandError, match="Nenhuma linha pôde ser importada"):
         command(str(tmp_path / "y.csv"))
+
+
+def test_a_contact_a_webhook_created_meanwhile_is_left_alone_and_labelled(monkeypatch):
+    # The webhook's contact appears after the import looked for it: the insert skips it.
+    Contact.objects.create(wa_id="5511987654321", name="Do WhatsApp")
+    monkeypatch.setattr(imports.contacts, "variants", lambda number: ["no-such-number"])
+    run("telefone,nome\n11987654321,Da planilha\n", label="Feira")
+    contact = Contact.objects.get()
+    assert contact.name == "Do WhatsApp"
+    assert list(contact.labels.values_list("name", flat=True)) == ["Feira"]
