@@ -116,6 +116,13 @@ def for_recipient(to):
         return Contact.objects.get(wa_id=to)
 
 
+def stopped_marketing(contact_ids, moment):
+    """Meta refused a marketing message because the customer stopped them (MARKETING_STOPPED):
+    they are opted out as if they had asked the bot, so that nothing tries again. `contact_ids`:
+    ids or a subquery of them. Returns how many changed."""
+    return Contact.objects.filter(pk__in=contact_ids, opted_out=False).update(opted_out=True, opted_out_at=moment)
+
+
 def find(wa_id):
     """The contact a number (either Brazilian form) or a BSUID names, or None; never creates one."""
     contact = None

@@ -384,6 +384,8 @@ def fail(outcome, now):
     Message.objects.filter(pk=outcome.message.pk, status=Message.Status.SENDING).update(
         status=Message.Status.FAILED, failed_at=now, claimed_at=None, **error_fields(outcome.error)
     )
+    if outcome.error.code == graph.MARKETING_STOPPED:
+        contacts.stopped_marketing([outcome.message.contact_id], now)
     logger.warning("message %s failed: %s", outcome.message.pk, outcome.error)
 
 

@@ -16,7 +16,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_tasks import task
 
+from . import contacts
 from .models import Message, PendingStatus, fit
+from .whatsapp import graph
 from .whatsapp.vocabulary import META_STATUSES, STATUS_RANK, Status
 
 # What every send carries as `biz_opaque_callback_data`, followed by the message's id: Meta echoes
@@ -93,7 +95,10 @@ def move_status(wamid, status, *, moment, errors=(), pricing=None):
     lower = [name for name, rank in STATUS_RANK.items() if rank < Status(status).rank]
     messages.filter(status__in=lower).update(status=status)
     if status == Status.FAILED and errors:
-        messages.update(**fit(Message, error_fields(errors)))
+        error = error_fields(errors)
+        messages.update(**fit(Message, error))
+        if error.get("error_code") == graph.MARKETING_STOPPED:
+            contacts.stopped_marketing(messages.values("contact_id"), moment)
     if isinstance(pricing, dict) and pricing:
         messages.filter(pricing_category="").update(
             pricing_category=str(pricing.get("category", ""))[:32], pricing_type=str(pricing.get("type", ""))[:32]

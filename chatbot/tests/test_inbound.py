@@ -359,6 +359,18 @@ def test_failed_status_records_metas_error(deliver, outbound):
     assert message.error_details == error["error_data"]["details"]
 
 
+def test_a_failed_status_saying_the_customer_stopped_marketing_opts_them_out(deliver, outbound):
+    message = outbound("wamid.STOPPED")
+    document = load_payload("status_failed")
+    status = document["entry"][0]["changes"][0]["value"]["statuses"][0]
+    status.update(id="wamid.STOPPED", errors=[{"code": 131050, "title": "Unable to deliver the message.",
+                                              "message": "Unable to deliver the message.",
+                                              "error_data": {"details": "User stopped marketing messages."}}])
+    deliver(json.dumps(document).encode())
+    message.contact.refresh_from_db()
+    assert message.contact.opted_out and message.contact.opted_out_at is not None
+
+
 STATUS_TIMES = {"sent": 1700000000, "delivered": 1700000005, "failed": 1700000006, "read": 1700000010}
 
 

@@ -124,6 +124,19 @@ def test_permanent_failures_are_recorded_with_a_plain_explanation(fake_graph, co
     assert len(fake_graph.sent()) == 1
 
 
+def test_a_customer_who_stopped_marketing_at_meta_is_opted_out(fake_graph):
+    message = queue()
+    fake_graph.fail_next(code=131050)
+    drain()
+    customer = Contact.objects.get(pk=message.contact_id)
+    assert customer.opted_out and customer.opted_out_at is not None
+    # Any other refusal leaves the choice alone.
+    other = queue(to=contact("5511900000009"))
+    fake_graph.fail_next(code=131026)
+    drain()
+    assert not Contact.objects.get(pk=other.contact_id).opted_out
+
+
 def test_explanations_are_in_portuguese_first(fake_graph):
     message = queue()
     fake_graph.fail_next(code=131047)

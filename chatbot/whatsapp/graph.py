@@ -45,6 +45,9 @@ class ErrorInfo:
     explanation: str
 
 
+# The customer stopped the business's marketing messages (Meta's own "stop" button): an opt-out.
+MARKETING_STOPPED = 131050
+
 # Meta's error codes (cloud-api.md §12) with whether a retry can help and what to tell a person.
 # Meta's advice: decide by `code` and `error_data.details`, never by title or HTTP status.
 ERRORS = {
