@@ -28,10 +28,11 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django_tasks import task
 
 from . import contacts, conversation, media, statuses
-from .models import AccountEvent, Message, PhoneNumber, Template, WebhookEvent, fit
+from .models import AccountEvent, Contact, Message, PhoneNumber, Template, WebhookEvent, fit
 from .whatsapp import graph, parser
 from .whatsapp.vocabulary import FOLLOW_UP_TYPES, NOT_FROM_CUSTOMER, MessageType
 
@@ -340,6 +341,25 @@ def apply_quality(item, batch):
     record_account_event("phone_number_quality_update", item.event, item.waba_id, item.raw, batch, number)
 
 
+def apply_preference(item, batch):
+    """The customer stopped, resumed or signed up for marketing messages in WhatsApp itself: kept
+    like an opt-out to the bot (a stop from an unknown number too: it must be remembered)."""
+    address = item.wa_id or item.user_id
+    if item.category != "marketing_messages" or item.value not in ("stop", "resume", "signup") or not address:
+        batch.counts["unsupported"] += 1
+        batch.unsupported.append(f"user preference {item.category!r} {item.value!r}")
+        return
+    contact, moment = contacts.for_recipient(address), item.timestamp or timezone.now()
+    if item.value == "stop":
+        contacts.stopped_marketing([contact.pk], moment)
+    else:
+        Contact.objects.filter(pk=contact.pk, opted_out=True).update(opted_out=False, opted_out_at=None)
+    if item.value == "signup":
+        Contact.objects.filter(pk=contact.pk, opted_in_at__isnull=True).update(
+            opted_in_at=moment, opt_in_source=_("WhatsApp sign-up link"))
+    batch.counts["preferences"] += 1
+
+
 def apply_account(item, batch):
     record_account_event(item.field, item.event, item.waba_id, item.raw, batch)
 
@@ -370,6 +390,7 @@ APPLY = {
     parser.TemplateCategoryUpdate: apply_template_category,
     parser.QualityUpdate: apply_quality,
     parser.AccountUpdate: apply_account,
+    parser.MarketingPreference: apply_preference,
     parser.WebhookError: apply_error,
     parser.Unsupported: apply_unsupported,
 }

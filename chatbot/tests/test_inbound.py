@@ -371,6 +371,38 @@ def test_a_failed_status_saying_the_customer_stopped_marketing_opts_them_out(del
     assert message.contact.opted_out and message.contact.opted_out_at is not None
 
 
+def preferences_body(value, wa_id="5511987654321", category="marketing_messages"):
+    """Meta's `user_preferences` change (the shape pywa's fixtures record)."""
+    document = load_payload("status_sent")
+    change = document["entry"][0]["changes"][0]
+    change["field"] = "user_preferences"
+    change["value"] = {"messaging_product": "whatsapp", "metadata": change["value"]["metadata"],
+                       "contacts": [{"profile": {"name": "Maria"}, "wa_id": wa_id}],
+                       "user_preferences": [{"wa_id": wa_id, "detail": "User requested to stop marketing messages",
+                                             "category": category, "value": value, "timestamp": 1731705721}]}
+    return json.dumps(document).encode()
+
+
+def test_the_customers_own_stop_and_resume_in_whatsapp_are_kept(deliver):
+    deliver(preferences_body("stop"))  # from a number never seen: remembered all the same
+    contact = Contact.objects.get(wa_id="5511987654321")
+    assert contact.opted_out and contact.opted_out_at.year == 2024
+    deliver(preferences_body("resume"))
+    contact.refresh_from_db()
+    assert not contact.opted_out and contact.opted_out_at is None
+    deliver(preferences_body("signup"))
+    contact.refresh_from_db()
+    assert contact.opt_in_source == "Link de cadastro do WhatsApp" and contact.opted_in_at.year == 2024
+    assert WebhookEvent.objects.filter(result="processed").count() == 3
+
+
+def test_a_preference_we_do_not_know_is_recorded_as_not_understood(deliver):
+    deliver(preferences_body("stop", category="utility_messages"))
+    assert not Contact.objects.filter(opted_out=True).exists()
+    event = WebhookEvent.objects.get()
+    assert event.summary["unsupported_reasons"] == ["user preference 'utility_messages' 'stop'"]
+
+
 STATUS_TIMES = {"sent": 1700000000, "delivered": 1700000005, "failed": 1700000006, "read": 1700000010}
 
 

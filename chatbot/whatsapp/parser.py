@@ -127,6 +127,17 @@ class AccountUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketingPreference:
+    """The customer's own stop, resume or signup for the business's marketing (`user_preferences`)."""
+    wa_id: str
+    user_id: str
+    category: str
+    value: str
+    timestamp: datetime | None
+    raw: dict
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookError:
     phone_number_id: str
     code: int | None
@@ -386,6 +397,12 @@ def _account(field):
     return build
 
 
+def _preferences(value, waba_id):
+    return _items(value, "user_preferences", "user_preferences", lambda item: MarketingPreference(
+        wa_id=_str(item.get("wa_id")), user_id=_str(item.get("user_id")), category=_str(item.get("category")),
+        value=_str(item.get("value")), timestamp=_time(item.get("timestamp")), raw=item))
+
+
 CHANGES = {
     "messages": _messages_change,
     "smb_message_echoes": _echoes_change,
@@ -395,6 +412,7 @@ CHANGES = {
     "account_update": _account("account_update"),
     "business_capability_update": _account("business_capability_update"),
     "account_alerts": _account("account_alerts"),
+    "user_preferences": _preferences,
 }
 
 
