@@ -22,6 +22,9 @@ from datetime import datetime
 HUMAN_WORDS = {"atendente", "humano", "pessoa", "falar com atendente", "falar com alguem", "agent", "human"}
 MENU_WORDS = {"menu", "inicio", "opcoes", "voltar ao menu"}
 STOP_WORDS = {"sair", "parar", "stop", "pare", "cancelar inscricao"}
+# A marketing template's "Parar promoções" quick-reply, or those words typed: nothing to confirm.
+STOP_PROMOTIONS = {"parar promocoes", "parar as promocoes", "parar de receber promocoes", "nao quero promocoes",
+                   "cancelar promocoes", "stop promotions"}
 YES_WORDS = {"sim", "s", "yes", "confirmo", "quero"}
 OPT_IN_WORDS = {"voltar", "start", "assinar"}
 HUMAN_ID, MENU_ID = "human", "menu"
@@ -210,6 +213,10 @@ def global_words(turn, config, words, decision):
         return show_menu(turn, config, decision)
     if turn.choice == HUMAN_ID or words in HUMAN_WORDS or {"atendente", "humano"} & set(words.split()):
         return ask_for_person(turn, config, decision)
+    if words in STOP_PROMOTIONS:
+        decision.opt_out = True
+        decision.replies.append(text(config.texts["opt_out_done"]))
+        return True
     if words in STOP_WORDS:
         decision.remember(confirm="opt_out")
         decision.replies.append(text(config.texts["opt_out_confirm"]))

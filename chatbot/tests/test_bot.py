@@ -129,6 +129,12 @@ def test_opt_out_needs_a_confirmation():
     assert done.opt_out is True and bodies(done) == ["Pronto."]
 
 
+@pytest.mark.parametrize("words", ["Parar promoções", "PARAR AS PROMOÇÕES", "não quero promoções"])
+def test_the_parar_promocoes_button_opts_out_at_once(words):
+    decision = bot.decide(turn(words, choice="Parar promoções"), config())
+    assert decision.opt_out is True and bodies(decision) == ["Pronto."]
+
+
 def test_opt_out_not_confirmed_is_a_normal_message():
     asked = bot.decide(turn("sair"), config())
     decision = bot.decide(turn("menu", state=asked.state), config())

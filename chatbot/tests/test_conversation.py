@@ -1,6 +1,8 @@
 """From a signed webhook through the worker to the fake Graph API: the conversation layer
 (chatbot/conversation.py) with the bot's default configuration."""
 
+import json
+import time as clock
 from datetime import time, timedelta
 from unittest import mock
 
@@ -10,7 +12,7 @@ from django.utils import timezone
 
 from chatbot import conversation, handling
 from chatbot.models import BotSettings, BusinessHours, Contact, Department, Message, Session
-from chatbot.tests.helpers import post_signed
+from chatbot.tests.helpers import load_payload, post_signed
 from chatbot.whatsapp.webhook import customer_message
 
 pytestmark = pytest.mark.django_db
@@ -265,3 +267,15 @@ def test_a_business_number_seen_first_is_shared_with_other_threads_only_once_it_
         assert "106540352242999" not in numbers
     assert numbers["106540352242999"] == number
     assert conversation.business_number("106540352242999") is numbers["106540352242999"]
+
+
+def test_a_marketing_templates_parar_promocoes_button_opts_out_at_once(client, fake_graph, run_tasks):
+    document = load_payload("button")
+    message = document["entry"][0]["changes"][0]["value"]["messages"][0]
+    message.update(id="wamid.STOPBUTTON", timestamp=str(int(clock.time())),
+                   button={"payload": "STOP_PROMOTIONS", "text": "Parar promoções"})
+    assert post_signed(client, json.dumps(document).encode()).status_code == 200
+    run_tasks()
+    contact = Contact.objects.get(wa_id=message["from"])
+    assert contact.opted_out and contact.opted_out_at is not None
+    assert fake_graph.sent()[-1]["text"]["body"] == BotSettings.load().opt_out_done_text
