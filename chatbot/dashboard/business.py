@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from ..models import (
+    DEFAULT_LIMIT,
     BotSettings,
     BusinessHours,
     CannedReply,
@@ -27,7 +28,6 @@ from ..models import (
     Department,
     Holiday,
     Label,
-    OperatorProfile,
 )
 from ..templatetags.dashboard import label_class, presence_label, presence_mark, presence_of
 from . import business_forms
@@ -196,7 +196,7 @@ def presence(person):
 
 def limit(person):
     profile = getattr(person, "profile", None)
-    return profile.max_conversations if profile else OperatorProfile._meta.get_field("max_conversations").default
+    return profile.max_conversations if profile else DEFAULT_LIMIT
 
 
 @require_GET

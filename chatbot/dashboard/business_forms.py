@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import assignment
 from ..models import (
+    DEFAULT_LIMIT,
     BotSettings,
     BusinessHours,
     CannedReply,
@@ -180,7 +181,7 @@ def join(user, departments):
 
 def limit_field():
     return forms.IntegerField(
-        label=_("Conversations at once"), min_value=0, max_value=99, initial=5,
+        label=_("Conversations at once"), min_value=0, max_value=99, initial=DEFAULT_LIMIT,
         help_text=_("Automatic assignment gives this operator no more open conversations than this (0: none). "
                     "Taking conversations, or being assigned one by a colleague, may go over it."))
 

@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce, ExtractHour, TruncDate
 from django.utils import timezone
 
 from .. import health, search
-from ..models import WINDOW, Contact, DailyStats, Message, OperatorProfile, Session, Template
+from ..models import DEFAULT_LIMIT, WINDOW, Contact, DailyStats, Message, OperatorProfile, Session, Template
 from ..whatsapp.vocabulary import FOLLOW_UP_TYPES
 from .permissions import is_admin, operators, visible
 
@@ -68,13 +68,12 @@ def team(now):
     people = list(operators())
     load = dict(Session.objects.filter(status=Session.Status.OPEN, assigned_to__in=people)
                 .values_list("assigned_to").annotate(n=Count("id")).order_by())
-    default_limit = OperatorProfile._meta.get_field("max_conversations").default
     rows = []
     for person in people:
         profile = getattr(person, "profile", None)
         rows.append({"user": person, "open": load.get(person.pk, 0),
                      "presence": profile.presence_at(now) if profile else OperatorProfile.Presence.OFFLINE,
-                     "limit": profile.max_conversations if profile else default_limit})
+                     "limit": profile.max_conversations if profile else DEFAULT_LIMIT})
     return sorted(rows, key=lambda row: (PRESENCE_ORDER[row["presence"]], row["user"].get_username()))
 
 

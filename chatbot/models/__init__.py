@@ -42,10 +42,10 @@ from .operations import (
     hash_token,
 )
 from .reporting import ReportDay
-from .team import OnlineHour, OperatorProfile
+from .team import DEFAULT_LIMIT, OnlineHour, OperatorProfile
 
 __all__ = [
-    "DEFAULT_SCOPES", "IDEMPOTENCY_TTL", "WINDOW", "AccountEvent", "Action", "ApiToken", "BotSettings",
+    "DEFAULT_LIMIT", "DEFAULT_SCOPES", "IDEMPOTENCY_TTL", "WINDOW", "AccountEvent", "Action", "ApiToken", "BotSettings",
     "BusinessHours", "CannedReply", "Contact", "ContactAttribute", "DailyStats", "Department", "Flow", "FlowOption",
     "FlowStep", "Holiday", "IdempotencyKey", "KeywordRule", "Label", "Message", "Note", "OnlineHour", "OperatorProfile",
     "PendingStatus", "PhoneNumber", "PhoneNumberQuerySet", "RateLimit", "ReportDay", "Scope", "Session", "Template",

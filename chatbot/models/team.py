@@ -7,6 +7,8 @@ from django.utils.translation import gettext_lazy as _
 
 from .contacts import Session
 
+DEFAULT_LIMIT = 5  # conversations at once an operator is given automatically, until set otherwise
+
 
 class OperatorProfileQuerySet(models.QuerySet):
     def online(self, now):
@@ -42,7 +44,7 @@ class OperatorProfile(models.Model):
                                        default=Presence.ONLINE)
     active_at = models.DateTimeField(_("last active in the dashboard"), null=True, blank=True)
     max_conversations = models.PositiveSmallIntegerField(
-        _("conversations at once"), default=5,
+        _("conversations at once"), default=DEFAULT_LIMIT,
         help_text=_("Automatic assignment gives this operator no more open conversations than this."))
     last_assigned_at = models.DateTimeField(_("last given a conversation"), null=True, blank=True)
 

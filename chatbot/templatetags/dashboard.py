@@ -142,10 +142,11 @@ PRESENCE_MARKS = {"online": "●", "away": "◐", "offline": "○"}
 
 @register.filter
 def presence_of(user):
-    """What others see of an operator: "online", "away" or "offline" (read with the user through
-    select_related("profile"); offline when they never opened the dashboard)."""
+    """What others see of an operator: "online", "away" or "offline" by the rule (the stored value
+    waits for the worker's sweep); read with the user through select_related("profile"), offline
+    when they never opened the dashboard."""
     profile = getattr(user, "profile", None)
-    return profile.presence if profile else OperatorProfile.Presence.OFFLINE
+    return profile.presence_at(timezone.now()) if profile else OperatorProfile.Presence.OFFLINE
 
 
 @register.filter
