@@ -298,10 +298,12 @@ GRAPH_TOKEN = "bench-token"
 WORKER_ARGS = ["manage.py", "db_worker", "--no-reload", "--queue-name", "*", "--interval", "0.2"]
 
 
-def fake_graph_process(token=GRAPH_TOKEN):
-    """Start the fake Graph API in its own process; returns (Popen, URL). Stop it by its PID."""
-    proc = subprocess.Popen([PYTHON, "-m", "chatbot.tests.fake_graph", "--port", "0", "--token", token], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def fake_graph_process(token=GRAPH_TOKEN, latency_ms=""):
+    """Start the fake Graph API in its own process (answering after `latency_ms`, e.g. "100-300",
+    as Meta does); returns (Popen, URL). Stop it by its PID."""
+    latency = ["--latency-ms", latency_ms] if latency_ms else []
+    proc = subprocess.Popen([PYTHON, "-m", "chatbot.tests.fake_graph", "--port", "0", "--token", token, *latency],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     return proc, proc.stdout.readline().strip()
 
 

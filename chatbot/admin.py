@@ -15,6 +15,7 @@ from .models import (
     ApiToken,
     BotSettings,
     BusinessHours,
+    Campaign,
     CannedReply,
     Contact,
     ContactAttribute,
@@ -34,6 +35,7 @@ from .models import (
     PendingStatus,
     PhoneNumber,
     RateLimit,
+    Recipient,
     ReportDay,
     Scope,
     Session,
@@ -119,6 +121,31 @@ class TemplateAdmin(admin.ModelAdmin):
     list_display = ["name", "language", "category", "status", "synced_at"]
     search_fields = ["name", "template_id"]
     list_filter = ["status", "category", "language"]
+
+
+class ReadOnly:
+    """Rows changed only through their service (campaigns: the dashboard, the API, the command)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ["name", "status", "template_name", "recipients", "scheduled_at", "finished_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "template_name"]
+
+
+@admin.register(Recipient)
+class RecipientAdmin(ReadOnly, SuperuserOnly, admin.ModelAdmin):
+    list_display = ["campaign", "contact", "state", "skip_reason", "queued_at", "replied_at"]
+    list_filter = ["state", "skip_reason"]
+    list_select_related = ["campaign", "contact"]
+    raw_id_fields = ["campaign", "contact", "message"]
 
 
 @admin.register(WebhookEvent)

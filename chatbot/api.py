@@ -1,7 +1,8 @@
-"""The integrators' HTTP API (design.md, "Send API", "Read API", "Contact export"): the views, bearer
-tokens with their scopes and rate limit, idempotency, and the one place where refusals of the
-services (`sending.SendRefused`, `media.MediaRefused`) become HTTP statuses and the contract's
-error JSON. The OpenAPI description is chatbot/openapi.py."""
+"""The integrators' HTTP API (design.md, "Send API", "Read API", "Contact export", "Campaigns API"):
+the views, bearer tokens with their scopes and rate limit, idempotency, and the one place where
+refusals of the services (`sending.SendRefused`, `media.MediaRefused`, `CampaignRefused`,
+`CampaignConflict`) become HTTP statuses and the contract's error JSON. The campaigns' views are
+chatbot/api_campaigns.py; the OpenAPI description is chatbot/openapi/."""
 
 import hashlib
 import json
@@ -11,14 +12,15 @@ from functools import wraps
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
-from django.http import JsonResponse
+from django.http import HttpResponseBase, JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from . import contacts, documents, media, openapi, ratelimit, sending
+from . import campaigns, contacts, documents, media, openapi, ratelimit, sending
+from .campaign_content import CampaignRefused
 from .models import IDEMPOTENCY_TTL, ApiToken, IdempotencyKey, Message, Scope
 
 
@@ -45,7 +47,8 @@ MEDIA_REFUSED = {"missing_file": 400, "type_not_allowed": 400, "too_large": 413,
 
 def api_view(scope, method):
     """The HTTP `method` (405 otherwise), bearer-token auth, per-token rate limit and the token's
-    `scope` (403 without it); an `ApiError` or a service's refusal becomes its JSON answer."""
+    `scope` (403 without it); an `ApiError` or a service's refusal becomes its JSON answer. The view
+    returns (status, JSON body), or (status, a response) for a file."""
 
     def decorator(view):
         @csrf_exempt
@@ -65,9 +68,15 @@ def api_view(scope, method):
             except media.MediaRefused as refused:
                 return answer_error(ApiError(MEDIA_REFUSED[refused.code], "invalid_media", refused.message,
                                              field="file"))
+            except CampaignRefused as refused:
+                return answer_error(ApiError(400, "invalid_request", refused.message, field=refused.field))
+            except campaigns.CampaignConflict as conflict:
+                return answer_error(ApiError(409, "conflict", str(conflict)))
             except ApiError as error:
                 return answer_error(error)
-            return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+            if isinstance(body, HttpResponseBase):  # a file (the campaign's CSV)
+                return body
+            return JsonResponse(body, status=status, safe=False, json_dumps_params={"ensure_ascii": False})
 
         return wrapper
 
@@ -175,8 +184,14 @@ IDEMPOTENCY_KEY_MAX = IdempotencyKey._meta.get_field("key").max_length
 
 def send(token, raw_body, idempotency_key=""):
     """Check and queue one message; returns (HTTP status, JSON body)."""
+    return once(token, raw_body, idempotency_key, 202, lambda: queue(token, parse(raw_body)))
+
+
+def once(token, raw_body, idempotency_key, status, make):
+    """(status, make()); with an Idempotency-Key, a repeat within 24 h with the same body gets the
+    first answer and `make` is not called again (a message queued, a campaign created once)."""
     if not idempotency_key:
-        return 202, queue(token, parse(raw_body))
+        return status, make()
     if len(idempotency_key) > IDEMPOTENCY_KEY_MAX or not (idempotency_key.isascii() and idempotency_key.isprintable()):
         raise ApiError(400, "invalid_request", _("The Idempotency-Key header must be 1 to %(max)d printable ASCII "
                                                  "characters.") % {"max": IDEMPOTENCY_KEY_MAX},
@@ -193,15 +208,15 @@ def send(token, raw_body, idempotency_key=""):
     IdempotencyKey.objects.filter(token=token, key=idempotency_key).delete()  # expired
     try:
         with transaction.atomic():
-            answer = queue(token, parse(raw_body))
+            answer = make()
             IdempotencyKey.objects.create(
-                token=token, key=idempotency_key, request_hash=request_hash, status_code=202, response=answer
+                token=token, key=idempotency_key, request_hash=request_hash, status_code=status, response=answer
             )
     except IntegrityError:
-        # The same key raced in on another connection: its message is the one queued.
+        # The same key raced in on another connection: its answer is the one given.
         previous = IdempotencyKey.objects.get(token=token, key=idempotency_key)
         return previous.status_code, previous.response
-    return 202, answer
+    return status, answer
 
 
 def queue(token, data):

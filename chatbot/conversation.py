@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tasks import task
 
-from . import assignment, bot, csat, sending
+from . import assignment, bot, campaigns, csat, sending
 from .bot import BotState
 from .models import (
     BotSettings,
@@ -204,12 +204,27 @@ def follow_up(message, *, new_contact=False, quiet_until=None):
         if session.status == Session.Status.CLOSED:
             session = open_session(message.contact, message.phone_number, pending.timestamp)
         attach(session, pending)
+        if campaign_reply(session, pending):
+            continue
         if session.status == Session.Status.BOT and pending.type not in SILENT_TYPES:
             quiet = new_contact or (quiet_until is not None and quiet_until < pending.timestamp - SPAM_WINDOW)
             config, texts = load_config()
             take_turn(session, pending, config=config, texts=texts, quiet=quiet)
     session.save()
     return session
+
+
+def campaign_reply(session, message):
+    """A reply to a campaign (within 72 h of it) marks the conversation with it; a campaign with
+    a department hands the conversation there instead of to the bot. True when handed."""
+    campaign = campaigns.replied(message.contact, message.timestamp)
+    if campaign is None or session.campaign_id is not None:
+        return False
+    session.campaign = campaign
+    if campaign.department_id is None or session.status != Session.Status.BOT:
+        return False
+    hand_off(session, department_id=campaign.department_id, now=timezone.now(), texts=load_config()[1])
+    return True
 
 
 # Messages the bot does not answer: reactions, edits, deletions, Meta's system notices.

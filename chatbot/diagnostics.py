@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 import hoztech
 
-from . import checks, health, message_templates, outbox
+from . import campaigns, checks, health, message_templates, outbox
 from .models import ApiToken, Contact, Message, PhoneNumber, Session, Template
 from .whatsapp import graph
 
@@ -55,7 +55,7 @@ def counts():
         "sessions_open": open_sessions.count(),
         "sessions_waiting": open_sessions.filter(status=Session.Status.WAITING).count(),
         "messages": Message.objects.count(),
-        "messages_24h": Message.objects.filter(timestamp__gte=day).count(),
+        "messages_24h": Message.objects.filter(timestamp__gte=day, timestamp__lte=now).count(),  # not scheduled ones
         "failed_24h": Message.objects.filter(status=Message.Status.FAILED, failed_at__gte=day).count(),
         "templates": Template.objects.exclude(status=message_templates.GONE).count(),
         "api_tokens": ApiToken.objects.filter(revoked_at__isnull=True).count(),
@@ -157,6 +157,7 @@ def number_check(pnid, fields):
     # The token worked just now: health reports it "ok", and a pause after a refusal ends.
     number.token_fingerprint, number.token_invalid_at = outbox.token_fingerprint(), None
     number.save()
+    campaigns.quality_changed(number, rating=number.quality_rating)
     values = {"number": number.display_phone_number or pnid, "name": number.verified_name or "?",
               "quality": number.quality_rating or "?", "limit": number.messaging_limit or "?",
               "throughput": number.throughput_level or "?", "status": fields.get("status") or "?"}

@@ -1,9 +1,10 @@
-"""The contract's JSON documents (design.md, "Read API", "Contact export"): a message object, and
-everything kept about a contact. The read API, `export-contact` and the dashboard's export give
-these, and nothing else builds them."""
+"""The contract's JSON documents (design.md, "Read API", "Contact export", "Campaigns API"): a
+message object, everything kept about a contact, and a campaign object. The read API,
+`export-contact`, the dashboard's export and the campaigns API give these, and nothing else builds
+them."""
 
-from . import outbox
-from .models import Message
+from . import campaign_report, outbox
+from .models import Message, Recipient
 
 
 def _iso(moment):
@@ -65,3 +66,44 @@ def contact_export(contact):
             for message in contact.messages.exclude(media_id="", media_file="").order_by("timestamp", "pk")
         ],
     }
+
+
+# The contract's figures of a campaign object, and the reasons its creation answer counts.
+CAMPAIGN_COUNTS = ("queued", "sent", "delivered", "read", "failed", "replied", "skipped")
+SKIP_REASONS = [reason.value for reason in Recipient.Skip if reason.value]
+
+
+def campaign_object(campaign):
+    """The contract's campaign object (design.md, "Campaigns API"), its figures as last counted
+    (campaign_report's snapshot, a few seconds old at most while anyone looks). `failures` maps
+    Meta's error code (as a string; "unknown" for a failure without one) to how many messages
+    failed with it."""
+    figures = campaign_report.counts(campaign)
+    return {
+        "id": campaign.pk,
+        "name": campaign.name,
+        "status": campaign.status,
+        "recipients": campaign.recipients,
+        "counts": {name: figures[name] for name in CAMPAIGN_COUNTS},
+        "failures": {"unknown" if failure.code is None else str(failure.code): failure.count
+                     for failure in campaign_report.failures(campaign)},
+        "created_at": _iso(campaign.created_at),
+        "started_at": _iso(campaign.started_at),
+        "finished_at": _iso(campaign.finished_at),
+        # Beyond the contract's keys.
+        "scheduled_at": _iso(campaign.scheduled_at),
+        "template": {"name": campaign.template_name, "language": campaign.template_language,
+                     "category": campaign.template_category},
+        "phone_number_id": campaign.phone_number.phone_number_id,
+        "progress": campaign_report.progress(campaign, figures),
+        "pause_reason": campaign.pause_reason or None,
+        "pause_detail": campaign.pause_detail,
+    }
+
+
+def campaign_created(campaign):
+    """The answer to creating a campaign: who will be sent it, and who was left out and why
+    (every reason present, 0 when none)."""
+    skipped = campaign.skipped or {}
+    return {"id": campaign.pk, "status": campaign.status, "recipients": campaign.recipients,
+            "skipped": {reason: skipped.get(reason, 0) for reason in SKIP_REASONS}}

@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tasks import task
 
-from . import contacts, conversation, media, statuses
+from . import campaigns, contacts, conversation, media, statuses
 from .models import AccountEvent, Contact, Message, PhoneNumber, Template, WebhookEvent, fit
 from .whatsapp import graph, parser
 from .whatsapp.vocabulary import FOLLOW_UP_TYPES, NOT_FROM_CUSTOMER, MessageType
@@ -321,6 +321,7 @@ def apply_template_status(item, batch):
     for name, value in fit(Template, changes).items():
         setattr(template, name, value)
     template.save()
+    campaigns.template_changed(template)
     batch.counts["templates"] += 1
 
 
@@ -339,6 +340,8 @@ def apply_quality(item, batch):
         number.messaging_limit = fit(PhoneNumber, {"messaging_limit": item.limit})["messaging_limit"]
         number.save(update_fields=["messaging_limit"])
     record_account_event("phone_number_quality_update", item.event, item.waba_id, item.raw, batch, number)
+    if number:
+        campaigns.quality_changed(number, event=item.event)
 
 
 def apply_preference(item, batch):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .models import Template
-from .whatsapp import graph
+from .whatsapp import graph, validation
 
 logger = logging.getLogger(__name__)
 
@@ -103,3 +103,20 @@ def synced():
     """(templates stored, the last sync time or None): for status and check."""
     last = Template.objects.order_by("-synced_at").values_list("synced_at", flat=True).first()
     return Template.objects.count(), last
+
+
+def placeholders(template):
+    """The template's parameters in order: [(component, placeholder)], e.g. [("body", "1")]."""
+    placeholders = []
+    components = template.components if isinstance(template.components, list) else []
+    for component in components:
+        if not isinstance(component, dict):
+            continue
+        kind = str(component.get("type", "")).lower()
+        if kind in ("header", "body") and isinstance(component.get("text"), str):
+            names = list(dict.fromkeys(validation.PLACEHOLDER.findall(component["text"])))
+            if template.parameter_format.upper() != "NAMED":
+                # Meta fills {{1}}, {{2}}… by number, whatever their order in the text.
+                names.sort(key=lambda name: int(name) if name.isdigit() else 0)
+            placeholders += [(kind, name) for name in names]
+    return placeholders

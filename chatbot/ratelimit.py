@@ -18,6 +18,16 @@ from django.utils import timezone
 from .models import RateLimit
 
 
+def number_key(number):
+    """The rate of a business number's messages (its throughput cap), shared by all workers."""
+    return f"number:{number.phone_number_id}"
+
+
+def booked_until(key):
+    """The time rate `key` is booked until (None if never used), read without a lock."""
+    return RateLimit.objects.filter(key=stored_key(key)).values_list("booked_until", flat=True).first()
+
+
 def gcra(booked_until, now, interval, burst=1):
     """One event at `now`: returns (allowed, new booked_until, seconds to wait when refused)."""
     start = max(booked_until or now, now)

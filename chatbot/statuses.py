@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_tasks import task
 
-from . import contacts
+from . import campaigns, contacts
 from .models import Message, PendingStatus, fit
 from .whatsapp import graph
 from .whatsapp.vocabulary import META_STATUSES, STATUS_RANK, Status
@@ -99,6 +99,7 @@ def move_status(wamid, status, *, moment, errors=(), pricing=None):
         messages.update(**fit(Message, error))
         if error.get("error_code") == graph.MARKETING_STOPPED:
             contacts.stopped_marketing(messages.values("contact_id"), moment)
+        campaigns.failed(list(messages.filter(source=Message.Source.CAMPAIGN).values_list("pk", flat=True)))
     if isinstance(pricing, dict) and pricing:
         messages.filter(pricing_category="").update(
             pricing_category=str(pricing.get("category", ""))[:32], pricing_type=str(pricing.get("type", ""))[:32]

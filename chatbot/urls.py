@@ -1,12 +1,14 @@
 """Every URL of the product under /chatbot/: Meta's webhook and the health check (`views`), the
-integrators' API (`api`), and the operators' dashboard (`dashboard.inbox` for the conversations,
+integrators' API (`api`; its campaigns in `api_campaigns`), and the operators' dashboard
+(`dashboard.inbox` for the conversations, `dashboard.campaigns` for the campaigns,
 `dashboard.reports` for the reports, `dashboard.business` for the business's settings,
 `dashboard.views` for the rest)."""
 
 from django.urls import path
 
-from . import api, views
+from . import api, api_campaigns, views
 from .dashboard import business, inbox, reports
+from .dashboard import campaigns as campaign_pages
 from .dashboard import views as dashboard
 
 app_name = "chatbot"
@@ -19,6 +21,13 @@ urlpatterns = [
     path("api/contacts/<str:wa_id>/", api.contact_detail, name="api-contact"),
     path("api/schema/", api.schema, name="api-schema"),
     path("media/", api.upload_media, name="media-upload"),
+    # The campaigns API; design.md writes the moves without a trailing slash, both forms answer.
+    path("api/campaigns/", api_campaigns.campaign_collection, name="api-campaigns"),
+    path("api/campaigns/<int:campaign_id>/", api_campaigns.campaign_detail, name="api-campaign"),
+    path("api/campaigns/<int:campaign_id>/recipients.csv", api_campaigns.campaign_recipients,
+         name="api-campaign-recipients"),
+    path("api/campaigns/<int:campaign_id>/<str:move>", api_campaigns.campaign_move, name="api-campaign-move"),
+    path("api/campaigns/<int:campaign_id>/<str:move>/", api_campaigns.campaign_move),
     path("media/<int:message_id>/", dashboard.media_file, name="media-file"),
     # The operators' dashboard (login required): the inbox, then the other pages.
     path("dashboard/", dashboard.overview, name="dashboard"),
@@ -42,6 +51,10 @@ urlpatterns = [
     path("dashboard/conversations/<int:session_id>/labels/", inbox.conversation_labels,
          name="dashboard-conversation-labels"),
     path("dashboard/messages/<int:message_id>/media-retry/", inbox.media_retry, name="dashboard-media-retry"),
+    # Messages scheduled in a conversation, and cancelling one.
+    path("dashboard/conversations/<int:session_id>/schedule/", inbox.conversation_schedule,
+         name="dashboard-conversation-schedule"),
+    path("dashboard/scheduled/<int:message_id>/cancel/", inbox.scheduled_cancel, name="dashboard-scheduled-cancel"),
     path("dashboard/contacts/", dashboard.contact_list, name="dashboard-contacts"),
     path("dashboard/contacts/<int:contact_id>/", dashboard.contact_detail, name="dashboard-contact"),
     path("dashboard/contacts/<int:contact_id>/update/", dashboard.contact_update, name="dashboard-contact-update"),
@@ -54,6 +67,15 @@ urlpatterns = [
          name="dashboard-contact-anonymize"),
     # The reports (CSV with ?format=csv), for every operator.
     path("dashboard/reports/", reports.report_page, name="dashboard-reports"),
+    # Campaigns (dashboard/campaigns.py): every operator reads them, administrators create and stop them.
+    path("dashboard/campaigns/", campaign_pages.campaign_list, name="dashboard-campaigns"),
+    path("dashboard/campaigns/new/", campaign_pages.campaign_new, name="dashboard-campaign-new"),
+    path("dashboard/campaigns/<int:campaign_id>/", campaign_pages.campaign_page, name="dashboard-campaign"),
+    path("dashboard/campaigns/<int:campaign_id>/live/", campaign_pages.campaign_live, name="dashboard-campaign-live"),
+    path("dashboard/campaigns/<int:campaign_id>/recipients.csv", campaign_pages.campaign_csv,
+         name="dashboard-campaign-csv"),
+    path("dashboard/campaigns/<int:campaign_id>/<str:action>/", campaign_pages.campaign_action,
+         name="dashboard-campaign-action"),
     path("dashboard/templates/", dashboard.template_list, name="dashboard-templates"),
     path("dashboard/templates/sync/", dashboard.template_sync, name="dashboard-templates-sync"),
     path("dashboard/webhooks/", dashboard.webhook_list, name="dashboard-webhooks"),

@@ -4,9 +4,10 @@ shares them and adding workers adds capacity.
 
 1. **Webhook events**: `WebhookEvent` rows still `pending`, applied by the inbox thread
    (`inbound.drain`): messages stored, statuses moved, the bot's turn taken.
-2. **Outbound messages**: `Message` rows `queued`, sent by the outbox thread (`outbox.drain`),
-   paced to the number's cap and each recipient's; it wakes at once for a message queued in this
-   process (`sending.QUEUED`).
+2. **Outbound messages**: `Message` rows `queued`, sent by the outbox thread (`outbox.Pipeline`),
+   paced to the number's cap and each recipient's, conversations first and campaigns in the room
+   left (`campaign_sending.feed`); it wakes at once for a message queued in this process
+   (`sending.QUEUED`).
 3. **Background tasks**: django-tasks' rows (`DBTaskResult`), run by django-tasks-db's own loop in
    the main thread: media downloads (`media.download_media`), read receipts (`inbound.mark_read`),
    statuses that came early (`statuses.apply_pending_statuses`) and a failed turn's retry
@@ -40,6 +41,8 @@ logger = logging.getLogger("chatbot.worker")
 # waits before the bot starts on their message (or a queued message starts out).
 POLL_SECONDS = 0.1
 BEAT_SECONDS = 5
+# While sends are at Meta, the outbox looks this often for their answers and its next batch.
+BUSY_POLL_SECONDS = 0.02
 SWEEP_SECONDS = 30  # idle sessions, late handoffs, presence, waiting conversations, sends with no answer
 # Sends in flight per worker: Meta answers in 100-300 ms, so 80 messages/s needs about 25.
 SEND_THREADS = 32
@@ -106,22 +109,27 @@ class Inbox(Loop):
 class Outbox(Loop):
     def __init__(self):
         super().__init__("outbox")
-        # Send threads only call Meta (`outbound.send`), never the database.
+        # Send threads only call Meta (`outbox.send`), never the database.
         self.pool = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="send")
+        self.pipeline = outbox.Pipeline(self.pool, self.stopping)
         self.last_sweep = 0.0
 
     def step(self):
         if time.monotonic() - self.last_sweep > SWEEP_SECONDS:
             outbox.sweep()
             self.last_sweep = time.monotonic()
-        return outbox.drain(pool=self.pool, stopping=self.stopping) > 0
+        return self.pipeline.step()
 
     def idle(self):
+        # Sends at Meta: back soon to record their answers and claim the next batch in time.
+        if self.pipeline.busy:
+            self.stopping.wait(BUSY_POLL_SECONDS)
         # Woken at once by a message queued in this process (a bot reply), else polls.
-        if sending.QUEUED.wait(POLL_SECONDS):
+        elif sending.QUEUED.wait(POLL_SECONDS):
             sending.QUEUED.clear()
 
     def close(self):
+        self.pipeline.close()
         self.pool.shutdown(wait=True)
         super().close()
 

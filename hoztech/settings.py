@@ -244,6 +244,8 @@ if urlsplit(WHATSAPP_GRAPH_URL).scheme not in {"http", "https"} or not urlsplit(
 
 WHATSAPP_MESSAGES_PER_SECOND = env_int("WHATSAPP_MESSAGES_PER_SECOND", 80, minimum=1)
 MESSAGES_PER_MINUTE = env_int("MESSAGES_PER_MINUTE", 30, minimum=1)
+# Milliseconds between two messages of one campaign (0: the number's cap alone, conversations first).
+BULK_MESSAGE_DELAY = env_int("BULK_MESSAGE_DELAY", 0, minimum=0)
 # Blue ticks for the customer as soon as a message is stored (cloud-api.md §7, "Mark read").
 WHATSAPP_MARK_READ = env_bool("WHATSAPP_MARK_READ", True)
 # Send and read API calls per token; a short burst of a tenth of it is allowed.

@@ -7,9 +7,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import conversation, handling, media, sending
+from .. import conversation, handling, media, message_templates, scheduling, sending
 from ..models import Message, Note, PhoneNumber, Session
-from ..whatsapp import validation
 from ..whatsapp.vocabulary import MediaKind
 
 
@@ -57,28 +56,16 @@ def reply(*, session, user, text="", buttons=(), upload=None, override=False):
     return message
 
 
-def template_placeholders(template):
-    """The template's parameters in order: [(component, placeholder)], e.g. [("body", "1")]."""
-    placeholders = []
-    components = template.components if isinstance(template.components, list) else []
-    for component in components:
-        if not isinstance(component, dict):
-            continue
-        kind = str(component.get("type", "")).lower()
-        if kind in ("header", "body") and isinstance(component.get("text"), str):
-            names = list(dict.fromkeys(validation.PLACEHOLDER.findall(component["text"])))
-            if template.parameter_format.upper() != "NAMED":
-                # Meta fills {{1}}, {{2}}… by number, whatever their order in the text.
-                names.sort(key=lambda name: int(name) if name.isdigit() else 0)
-            placeholders += [(kind, name) for name in names]
-    return placeholders
-
-
 def send_template(*, session, user, template, values, override=False):
     """Queue a template message, `values` filling its placeholders in order."""
+    return queue(session=session, user=user, data=template_message(template, values), override=override)
+
+
+def template_message(template, values):
+    """The message object of `template` with `values` filling its placeholders in order."""
     named = template.parameter_format.upper() == "NAMED"
     components = {}
-    for (kind, name), value in zip(template_placeholders(template), values, strict=False):
+    for (kind, name), value in zip(message_templates.placeholders(template), values, strict=False):
         parameter = {"type": "text", "text": value.strip()}
         if named:
             parameter["parameter_name"] = name
@@ -86,7 +73,22 @@ def send_template(*, session, user, template, values, override=False):
     body = {"name": template.name, "language": {"code": template.language}}
     if components:
         body["components"] = [{"type": kind, "parameters": parameters} for kind, parameters in components.items()]
-    return queue(session=session, user=user, data={"type": "template", "template": body}, override=override)
+    return {"type": "template", "template": body}
+
+
+def schedule(*, session, user, at, text="", template=None, values=(), override=False):
+    """Schedule one message for `at` (chatbot/scheduling.py): the template with `values` when one
+    is chosen, else the text (its {name}… filled now)."""
+    if template is not None:
+        data = template_message(template, values)
+    elif text.strip():
+        data = {"type": "text", "text": {"body": fill(text.strip(), session=session, user=user)}}
+    else:
+        raise Refused(_("Write a message or choose a template."))
+    try:
+        return scheduling.schedule(session=session, user=user, at=at, message=data, override=override)
+    except sending.SendRefused as refused:
+        raise Refused(refused.message) from None
 
 
 def start(*, contact, user, text="", template=None, values=()):

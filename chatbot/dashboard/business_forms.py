@@ -39,6 +39,7 @@ BOT_GROUPS = [
     (_("Sessions and spam"), ["inactivity_hours", "closing_text", "spam_cooldown_minutes"]),
     (_("Satisfaction survey"), ["csat_enabled", "csat_question", "csat_button", "csat_comment_question",
                                 "csat_thanks", "csat_template", "csat_template_language"]),
+    (_("Campaigns"), ["campaigns_require_opt_in", "price_marketing", "price_utility", "price_authentication"]),
 ]
 
 
@@ -47,7 +48,9 @@ class BotSettingsForm(UnixNewlines, forms.ModelForm):
         model = BotSettings
         fields = [name for _title, names in BOT_GROUPS for name in names]
         help_texts = {"csat_enabled": _("Asked once, after the closing message, when a conversation an operator "
-                                        "handled is closed; never to customers who opted out or are blocked.")}
+                                        "handled is closed; never to customers who opted out or are blocked."),
+                      "price_marketing": _("What Meta charges per delivered template of each category, in R$: used "
+                                           "only for the campaigns' cost estimate.")}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -40,6 +40,35 @@ class TemplateForm(forms.Form):
         return self.data.getlist(f"param-{self.cleaned_data['template'].pk}")
 
 
+class ScheduleForm(UnixNewlines, forms.Form):
+    """A message scheduled in a conversation: when (a browser's datetime-local, in TIME_ZONE), and
+    free text or an approved template with its parameters."""
+
+    WHEN = _("Choose the day and time to send it.")
+
+    at = forms.DateTimeField(error_messages={"required": WHEN, "invalid": WHEN})
+    kind = forms.ChoiceField(choices=[("text", "text"), ("template", "template")])
+    text = forms.CharField(required=False, strip=False)
+    template = forms.ModelChoiceField(queryset=Template.objects.filter(status="APPROVED"), required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") == "template" and not data.get("template"):
+            self.add_error("template", _("Choose a template."))
+        return data
+
+    def message(self):
+        """What `actions.schedule` takes: the time, and the text or the template with its values."""
+        data = self.cleaned_data
+        if data["kind"] == "template":
+            template = data["template"]
+            return {"at": data["at"], "template": template, "values": self.data.getlist(f"param-{template.pk}")}
+        return {"at": data["at"], "text": data["text"]}
+
+    def first_error(self):
+        return next(iter(self.errors.values()))[0]
+
+
 class ActionForm(forms.Form):
     ACTIONS = ["take", "assign", "transfer", "return", "close", "reopen"]
 

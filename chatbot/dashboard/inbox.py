@@ -8,6 +8,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -17,10 +18,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import conversation, handling, media, presence
+from .. import conversation, handling, media, message_templates, presence, scheduling
 from ..models import CannedReply, ContactAttribute, Department, Label, Message, OperatorProfile, Session
 from . import actions, forms, selectors
-from .permissions import operator_required, operators, visible
+from .permissions import may_cancel_scheduled, operator_required, operators, visible
 
 LIST_KEYS = ("status", "department", "assignee", "unread", "q", "sort", "label")
 
@@ -80,7 +81,8 @@ def conversation_context(request, session):
     before = number(request.GET, "before")
     thread = selectors.thread(session, before=before)
     window_left = selectors.window_left(session.contact)
-    templates = selectors.approved_templates() if window_left is None else []
+    approved = selectors.approved_templates()
+    templates = approved if window_left is None else []
     colleague = handling.colleague(session, request.user)
     viewers = selectors.viewers(session, request.user)
     session_labels = list(session.labels.all())
@@ -89,14 +91,22 @@ def conversation_context(request, session):
         "session": session, "contact": session.contact, "thread": thread, "window_left": window_left,
         "older": thread[0].pk if len(thread) == selectors.THREAD_PAGE else None,
         "mark": marks(session, viewers, session_labels), "notes": session.notes.select_related("author"),
-        "canned": CannedReply.objects.all(), "templates": templates,
-        "template_fields": {t.pk: actions.template_placeholders(t) for t in templates},
-        "colleague": colleague, "viewers": viewers, "past": selectors.past_conversations(session, request.user),
+        "canned": CannedReply.objects.all(), "templates": templates, "approved_templates": approved,
+        "template_fields": {t.pk: message_templates.placeholders(t) for t in approved},
+        **schedule_context(session), "colleague": colleague, "viewers": viewers,
+        "past": selectors.past_conversations(session, request.user),
         "attributes": ContactAttribute.objects.all(), "paging_back": before is not None,
         "state": writing_state(session, window_left, colleague),
         "session_labels": session_labels, "session_label_ids": {label.pk for label in session_labels},
         "contact_labels": contact_labels, "contact_label_ids": {label.pk for label in contact_labels},
     }
+
+
+def schedule_context(session):
+    """The scheduled messages' list and what the form to schedule one needs."""
+    now = timezone.localtime()
+    return {"scheduled": list(scheduling.pending(session)), "window_closes": scheduling.window_closes(session.contact),
+            "schedule_min": f"{now:%Y-%m-%dT%H:%M}", "schedule_max": f"{now + scheduling.MAX_AHEAD:%Y-%m-%dT%H:%M}"}
 
 
 def marks(session, viewers, labels):
@@ -156,7 +166,7 @@ def conversation_updates(request, session_id):
     context = {"session": session, "contact": session.contact, "colleague": handling.colleague(session, request.user),
                "viewers": viewers, "session_labels": session_labels, "now": timezone.now(), **choices(),
                "window_left": window_left, "canned": CannedReply.objects.all(), "templates": templates,
-               "template_fields": {t.pk: actions.template_placeholders(t) for t in templates}}
+               "template_fields": {t.pk: message_templates.placeholders(t) for t in templates}}
     return JsonResponse({
         "mark": mark, "changed": True, "messages": rendered,
         # What the reply box depends on: who may write what.
@@ -164,6 +174,8 @@ def conversation_updates(request, session_id):
         "head": render_to_string("dashboard/_conversation_head.html", context, request),
         "actions": render_to_string("dashboard/_conversation_actions.html", context, request),
         "compose": render_to_string("dashboard/_compose.html", context, request),
+        "scheduled": render_to_string("dashboard/_scheduled_list.html",
+                                      {"scheduled": scheduling.pending(session), "session": session}, request),
     })
 
 
@@ -222,6 +234,48 @@ def conversation_template(request, session_id):
     else:
         messages.success(request, _("Template sent."))
     return back_to(request, session)
+
+
+@require_POST
+@operator_required
+def conversation_schedule(request, session_id):
+    session = visible_session(request, session_id, "contact", "phone_number", "assigned_to")
+    form = forms.ScheduleForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise actions.Refused(form.first_error())
+        message = actions.schedule(session=session, user=request.user, override=request.POST.get("override") == "1",
+                                   **form.message())
+    except (actions.Refused, handling.ColleagueHasIt) as refused:
+        # The page comes back with the form as it was written.
+        messages.error(request, refusal(refused))
+        context = {**list_context(request, selected=session.pk), **choices(), **conversation_context(request, session)}
+        context["schedule_draft"] = form.data
+        return render(request, "dashboard/inbox.html", context, status=400)
+    messages.success(request, _("Message scheduled for %(time)s.") % {"time": scheduling.local(message.timestamp)})
+    return back_to(request, session, "#scheduled")
+
+
+@require_POST
+@operator_required
+def scheduled_cancel(request, message_id):
+    message = (visible(Message.objects.filter(scheduling.SCHEDULED), request.user, "session__")
+               .select_related("session").filter(pk=message_id).first())
+    if message is None:  # cancelled meanwhile (another tab, an administrator)
+        session = visible_session(request, number(request.POST, "session") or 0)
+        messages.info(request, _("This scheduled message was already cancelled."))
+        return back_to(request, session, "#scheduled")
+    if not may_cancel_scheduled(request.user, message):
+        raise PermissionDenied
+    try:
+        scheduling.cancel(message)
+    except scheduling.TooLate:
+        messages.error(request, _("Too late to cancel: the message is being sent, or was sent."))
+    else:
+        messages.success(request, _("Scheduled message cancelled."))
+    if message.session_id is None:
+        return redirect("chatbot:dashboard-conversations")
+    return back_to(request, message.session, "#scheduled")
 
 
 @require_POST

@@ -72,3 +72,8 @@ def visible(queryset, user, prefix=""):
     open_to_user = open_departments(user)
     return queryset.filter(Q(**{f"{prefix}department__isnull": True}) | Q(**{f"{prefix}department__in": open_to_user})
                            | Q(**{f"{prefix}assigned_to": user}))
+
+
+def may_cancel_scheduled(user, message):
+    """A scheduled message is cancelled by whoever scheduled it, or by an administrator."""
+    return is_admin(user) or message.sent_by_id == user.pk

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from .. import health, search
 from ..models import DEFAULT_LIMIT, WINDOW, Contact, DailyStats, Message, OperatorProfile, Session, Template
-from ..whatsapp.vocabulary import FOLLOW_UP_TYPES
+from ..whatsapp.vocabulary import FOLLOW_UP_TYPES, MessageType
 from .permissions import is_admin, operators, visible
 
 # The overview's charts: 14 days of messages, 30 days of billable ones (today's counted live).
@@ -34,7 +34,7 @@ def start_of_day(now):
 def overview(user, now=None):
     now = now or timezone.now()
     today_start = start_of_day(now)
-    today = today_counts(today_start)
+    today = today_counts(today_start, now)
     past = history(today_start, now)
     by_status = dict(Session.objects.exclude(status=Session.Status.CLOSED)
                      .values_list("status").annotate(n=Count("id")))
@@ -77,9 +77,10 @@ def team(now):
     return sorted(rows, key=lambda row: (PRESENCE_ORDER[row["presence"]], row["user"].get_username()))
 
 
-def today_counts(today_start):
-    """Today's messages by hour and direction, and the billable ones by category: one pass."""
-    rows = (Message.objects.filter(timestamp__gte=today_start).exclude(type__in=ATTACHED_TYPES)
+def today_counts(today_start, now):
+    """Today's messages by hour and direction, and the billable ones by category: one pass (not
+    those scheduled for later)."""
+    rows = (Message.objects.filter(timestamp__gte=today_start, timestamp__lte=now).exclude(type__in=ATTACHED_TYPES)
             .annotate(hour=ExtractHour("timestamp", tzinfo=timezone.get_current_timezone()))
             .values_list("hour", "direction", "pricing_category").annotate(n=Count("id")))
     hours, total, categories = {}, {"in": 0, "out": 0}, {}
@@ -302,19 +303,29 @@ def window_left(contact, now=None):
 
 
 def thread(session, *, before=None, after=None, limit=THREAD_PAGE):
-    """The session's messages, oldest first, with their reactions and the messages they quote.
+    """The session's messages in time order, with their reactions and the messages they quote. A
+    scheduled message is where it will be: after the others until its time comes.
 
-    By default the last `limit`; `before` pages back, `after` gives only newer ones (live updates).
+    By default the last `limit`; `before` (a message's id) pages back from that message, `after`
+    gives only the rows made after message `after` (live updates).
     """
     messages = Message.objects.filter(session=session).exclude(type__in=ATTACHED_TYPES).select_related("sent_by")
     if after is not None:
         page = list(messages.filter(pk__gt=after).order_by("pk")[:limit])
     else:
         if before is not None:
-            messages = messages.filter(pk__lt=before)
-        page = list(messages.order_by("-pk")[:limit])[::-1]
+            messages = messages.filter(earlier_than(before))
+        page = list(messages.order_by("-timestamp", "-pk")[:limit])[::-1]
     attach_related(page)
     return page
+
+
+def earlier_than(message_id):
+    """Rows before message `message_id` in the thread's order (time, then id)."""
+    moment = Message.objects.filter(pk=message_id).values_list("timestamp", flat=True).first()
+    if moment is None:
+        return Q(pk__lt=message_id)
+    return Q(timestamp__lt=moment) | Q(timestamp=moment, pk__lt=message_id)
 
 
 def attach_related(messages):
@@ -339,12 +350,13 @@ def count_after(session, after):
 
 
 def last_change(session):
-    """A mark that changes whenever the shown messages do (live updates compare it): a new one, or
-    a status on one of the last page's."""
-    shown = Message.objects.filter(session=session).order_by("-pk")[:THREAD_PAGE]
+    """A mark that changes whenever the shown messages do (live updates compare it): a new one, one
+    gone (a scheduled message cancelled), or a status on one of the last page's."""
+    shown = Message.objects.filter(session=session).order_by("-timestamp", "-pk")[:THREAD_PAGE]
     newest = Message.objects.filter(pk__in=shown.values("pk")).aggregate(
-        id=Max("pk"), sent=Max("sent_at"), delivered=Max("delivered_at"), read=Max("read_at"),
-        failed=Max("failed_at"), edited=Max("edited_at"), revoked=Max("revoked_at"), reacted=Max("timestamp"),
+        id=Max("pk"), ids=Sum("pk"), sent=Max("sent_at"), delivered=Max("delivered_at"), read=Max("read_at"),
+        failed=Max("failed_at"), edited=Max("edited_at"), revoked=Max("revoked_at"),
+        reacted=Max("timestamp", filter=Q(type=MessageType.REACTION)),
         media=Count("pk", filter=Q(media_status=Message.MediaStatus.READY)))
     return "|".join(str(value) for value in newest.values())
 

@@ -96,7 +96,7 @@ def contact_detail(request, contact_id):
     templates = selectors.approved_templates() if window_left is None else []
     return render(request, "dashboard/contact.html", {
         "contact": contact, "sessions": sessions, "window_left": window_left, "templates": templates,
-        "template_fields": {t.pk: actions.template_placeholders(t) for t in templates},
+        "template_fields": {t.pk: message_templates.placeholders(t) for t in templates},
         "attributes": ContactAttribute.objects.all(), "labels": Label.objects.all(), "now": timezone.now(),
         "contact_labels": set(contact.labels.values_list("pk", flat=True)),
         "section": "contacts"})

@@ -16,6 +16,7 @@ from .bot import (
     Holiday,
     KeywordRule,
 )
+from .campaigns import Campaign, Recipient
 from .contacts import (
     WINDOW,
     Contact,
@@ -45,9 +46,9 @@ from .reporting import ReportDay
 from .team import DEFAULT_LIMIT, OnlineHour, OperatorProfile
 
 __all__ = [
-    "DEFAULT_LIMIT", "DEFAULT_SCOPES", "IDEMPOTENCY_TTL", "WINDOW", "AccountEvent", "Action", "ApiToken", "BotSettings",
-    "BusinessHours", "CannedReply", "Contact", "ContactAttribute", "DailyStats", "Department", "Flow", "FlowOption",
-    "FlowStep", "Holiday", "IdempotencyKey", "KeywordRule", "Label", "Message", "Note", "OnlineHour", "OperatorProfile",
-    "PendingStatus", "PhoneNumber", "PhoneNumberQuerySet", "RateLimit", "ReportDay", "Scope", "Session", "Template",
-    "WebhookEvent", "WorkerBeat", "fit", "hash_token",
+    "DEFAULT_LIMIT", "DEFAULT_SCOPES", "IDEMPOTENCY_TTL", "WINDOW", "AccountEvent", "Action", "ApiToken",
+    "BotSettings", "BusinessHours", "Campaign", "CannedReply", "Contact", "ContactAttribute", "DailyStats",
+    "Department", "Flow", "FlowOption", "FlowStep", "Holiday", "IdempotencyKey", "KeywordRule", "Label", "Message",
+    "Note", "OnlineHour", "OperatorProfile", "PendingStatus", "PhoneNumber", "PhoneNumberQuerySet", "RateLimit",
+    "Recipient", "ReportDay", "Scope", "Session", "Template", "WebhookEvent", "WorkerBeat", "fit", "hash_token",
 ]

@@ -2,6 +2,7 @@
 operators' canned replies."""
 
 import re
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -90,6 +91,17 @@ class BotSettings(models.Model):
         help_text=_("Name of an approved template asking for the rating; without one, no survey outside the "
                     "window."))
     csat_template_language = models.CharField(_("survey template language"), max_length=16, default="pt_BR")
+    campaigns_require_opt_in = models.BooleanField(
+        _("campaigns only to contacts with a recorded opt-in"), default=False,
+        help_text=_("Contacts without an opt-in (an import's opt-in columns) are skipped by every campaign."))
+    # What Meta charges per delivered template, by pricing category: the campaigns' cost estimate.
+    # Defaults: Meta's Brazil rates of 2025 in US$ at R$ 5,50.
+    price_marketing = models.DecimalField(_("price of a marketing message (R$)"), max_digits=8, decimal_places=4,
+                                          default=Decimal("0.3438"))
+    price_utility = models.DecimalField(_("price of a utility message (R$)"), max_digits=8, decimal_places=4,
+                                        default=Decimal("0.0374"))
+    price_authentication = models.DecimalField(_("price of an authentication message (R$)"), max_digits=8,
+                                               decimal_places=4, default=Decimal("0.0374"))
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:

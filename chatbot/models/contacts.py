@@ -157,6 +157,9 @@ class Contact(models.Model):
     opt_in_source = models.CharField(_("opt-in source"), max_length=255, blank=True,
                                      help_text=_("Where the customer agreed, e.g. the website's form."))
     blocked = models.BooleanField(_("blocked"), default=False)
+    # The last campaign message handed to the outbox for this contact: their next message within 72 h
+    # is a reply to it (read with the contact, so other customers' messages cost no query).
+    campaign_sent_at = models.DateTimeField(_("last campaign message at"), null=True, blank=True)
     # Meta's pair rate limit (about 1 message per 6 s to one user, with bursts): the time our
     # sending to this contact is booked until (see `outbox.book_recipients`).
     send_booked_until = models.DateTimeField(_("sending booked until"), null=True, blank=True)
@@ -241,6 +244,8 @@ class Session(models.Model):
     csat_answered_at = models.DateTimeField(_("survey answered at"), null=True, blank=True)
     csat_comment_asked_at = models.DateTimeField(_("comment asked at"), null=True, blank=True)
     csat_comment = models.TextField(_("survey comment"), blank=True, default="")
+    campaign = models.ForeignKey("Campaign", on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions",
+                                 verbose_name=_("started by a reply to the campaign"))
 
     class Meta:
         verbose_name = _("session")

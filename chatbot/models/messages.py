@@ -40,6 +40,7 @@ class Message(models.Model):
         OPERATOR = "operator", _("operator")
         API = "api", _("API")
         PHONE_APP = "phone_app", _("WhatsApp Business app")
+        CAMPAIGN = "campaign", _("campaign")
 
     class MediaStatus(models.TextChoices):
         NONE = "", _("no media")

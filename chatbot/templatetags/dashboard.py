@@ -11,7 +11,8 @@ from django.utils.translation import gettext as _
 
 from chatbot import media, outbox
 from chatbot.dashboard import selectors
-from chatbot.models import Label, OperatorProfile
+from chatbot.dashboard.permissions import may_cancel_scheduled
+from chatbot.models import Label, Message, OperatorProfile
 
 register = template.Library()
 
@@ -45,6 +46,17 @@ def status_times(message):
     moments = [(_("Queued"), message.created_at), (_("Sent"), message.sent_at), (_("Delivered"), message.delivered_at),
                (_("Read"), message.read_at), (_("Played"), message.played_at), (_("Failed"), message.failed_at)]
     return " · ".join(f"{label}: {timezone.localtime(moment):%d/%m %H:%M:%S}" for label, moment in moments if moment)
+
+
+@register.filter
+def scheduled(message):
+    """Whether the message is a scheduled one still waiting to go (chatbot/scheduling.py)."""
+    return message.status == Message.Status.QUEUED and message.timestamp > message.created_at
+
+
+@register.filter
+def may_cancel(message, user):
+    return may_cancel_scheduled(user, message)
 
 
 @register.filter

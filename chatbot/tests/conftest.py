@@ -14,9 +14,10 @@ def _test_settings(settings, tmp_path):
     }
     settings.MEDIA_ROOT = tmp_path / "media"
     # Each test configures its own bot: nothing cached from the one before.
-    from chatbot import conversation
+    from chatbot import campaign_sending, conversation
 
     conversation._config_cache["at"] = float("-inf")
+    campaign_sending.wake()  # nor the campaigns' idle look of the test before
     # Nor anything the last test cached (health reports, the dashboard's counts).
     from django.core.cache import cache
 
@@ -272,3 +273,23 @@ def logged_in_page(live_server, page, django_user_model, settings):
     assert any(cookie["name"] == "sessionid" for cookie in page.context.cookies()), "no session cookie after login"
     page.user = user
     return page
+
+
+# --- Campaigns: approved templates to send -----------------------------------------------------
+
+
+@pytest.fixture
+def promo(db):
+    from chatbot.models import Template
+    from chatbot.tests.helpers import PROMO
+
+    return Template.objects.create(name="promo_semana", language="pt_BR", category="MARKETING", status="APPROVED",
+                                   components=PROMO)
+
+
+@pytest.fixture
+def aviso(db):
+    from chatbot.models import Template
+
+    return Template.objects.create(name="aviso", language="pt_BR", category="UTILITY", status="APPROVED",
+                                   components=[{"type": "BODY", "text": "Olá {{1}}, seu pedido {{2}} chegou."}])

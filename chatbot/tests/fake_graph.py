@@ -2,7 +2,7 @@
 
 Tests use it in process (the `fake_graph` fixture); multi-process tests and benchmarks run it alone:
 
-    python -m chatbot.tests.fake_graph --port 0 --token T
+    python -m chatbot.tests.fake_graph --port 0 --token T [--latency-ms 100-300]
 
 which prints its URL as the first line and serves until SIGTERM or Ctrl-C; `GET /_fake/stats` and
 `POST /_fake/reset` (no token needed) let the other process read and clear its counts,
@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import random
 import re
 import secrets
 import signal
@@ -183,6 +184,7 @@ class FakeGraph:
         self.phone = dict(PHONE_NUMBER)
         self.subscribed = [{"whatsapp_business_api_data": dict(SUBSCRIBED_APP)}]
         self.delay = 0.0
+        self.latency = None  # (low, high) milliseconds: each answer takes a random time between, as Meta's do
         self.requests = []
         self.media = {}  # id -> File
         self.wamids = []
@@ -330,7 +332,9 @@ class FakeGraph:
             answer = answer or self._route(request)
         if is_send:
             self._log_send(request, answer, drop)
-        if self.delay:
+        if self.latency:
+            time.sleep(random.uniform(*self.latency) / 1000)  # noqa: S311 (not security)
+        elif self.delay:
             time.sleep(self.delay)
         return answer, drop
 
@@ -566,8 +570,12 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default=TOKEN)
     parser.add_argument("--version", default="v25.0")
+    parser.add_argument("--latency-ms", default="", help="answer each request after LOW-HIGH ms, e.g. 100-300")
     args = parser.parse_args(argv)
     fake = FakeGraph(token=args.token, version=args.version, record=False)
+    if args.latency_ms:
+        low, _, high = args.latency_ms.partition("-")
+        fake.latency = (float(low), float(high or low))
     fake.start(args.port)
     print(fake.url, flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -10,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from chatbot import inbound
-from chatbot.models import Contact, Message, PhoneNumber, Session
+from chatbot.models import Contact, Label, Message, PhoneNumber, Session
 from chatbot.whatsapp import parser
 from chatbot.whatsapp.webhook import sign
 
@@ -98,3 +98,25 @@ def make_operator(django_user_model, username, **extra):
     user = django_user_model.objects.create_user(username, password="x", **extra)
     user.groups.add(Group.objects.get_or_create(name=OPERATORS_GROUP)[0])
     return user
+
+
+# --- Campaigns ---------------------------------------------------------------------------------
+
+# A marketing template with a media header, two placeholders, a quick reply and a link button.
+PROMO = [
+    {"type": "HEADER", "format": "IMAGE"},
+    {"type": "BODY", "text": "Oi {{1}}! Seu cupom {{2}} vale até domingo."},
+    {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Parar promoções"},
+                                    {"type": "URL", "text": "Ver oferta", "url": "https://loja.example/o/{{1}}"}]},
+]
+
+
+def customers(count, label="clientes", **fields):
+    """`count` contacts with label `label` (created if new), wa_ids 5511900000000 on."""
+    tag, _ = Label.objects.get_or_create(name=label)
+    made = [Contact.objects.create(wa_id=f"55119{index:08d}", name=f"Cliente {index}", **fields)
+            for index in range(count)]
+    tag.contacts.add(*made)
+    return made
+
+

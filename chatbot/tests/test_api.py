@@ -290,7 +290,10 @@ def test_contact_export(client, token, exporter, customer):
 def test_the_openapi_document_describes_the_api(client):
     schema = client.get("/chatbot/api/schema/").json()
     assert schema["openapi"].startswith("3.")
-    assert set(schema["paths"]) == {"/send/", "/media/", "/api/messages/{id}/", "/api/contacts/{wa_id}/"}
+    assert set(schema["paths"]) == {"/send/", "/media/", "/api/messages/{id}/", "/api/contacts/{wa_id}/",
+                                    "/api/campaigns/", "/api/campaigns/{id}/", "/api/campaigns/{id}/pause",
+                                    "/api/campaigns/{id}/resume", "/api/campaigns/{id}/cancel",
+                                    "/api/campaigns/{id}/recipients.csv"}
     assert set(schema["paths"]["/send/"]["post"]["responses"]) >= {"202", "400", "401", "422", "429"}
 
 

@@ -101,7 +101,8 @@ def test_transient_failures_are_retried_later_then_sent(fake_graph, failure):
 
 def test_retries_stop_after_an_hour_and_record_the_failure(fake_graph):
     message = queue()
-    Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    two_hours_ago = timezone.now() - timedelta(hours=2)  # queued then (its time too: not a scheduled one)
+    Message.objects.filter(pk=message.pk).update(created_at=two_hours_ago, timestamp=two_hours_ago)
     fake_graph.fail_next(code=131000, http_status=500, details="Something went wrong")
     drain()
     message.refresh_from_db()

@@ -88,8 +88,46 @@ function templatePicker(picker) {
   show();
 }
 
+function scheduleForm(form) {
+  // Text or an approved template: only the chosen part is shown, checked and sent.
+  const radios = form.querySelectorAll("input[type=radio][name=kind]");
+  const show = () => {
+    const kind = form.querySelector("input[name=kind]:checked")?.value;
+    for (const part of form.querySelectorAll("fieldset[data-kind]")) {
+      part.hidden = part.dataset.kind !== kind;
+      part.disabled = part.hidden;
+    }
+  };
+  for (const radio of radios) radio.addEventListener("change", show);
+  if (radios.length) show();
+}
+
+function openSchedule(link) {
+  // The compose area's "Schedule": the form in the side panel, opened, with the reply's text moved
+  // into it when it has none yet.
+  const details = document.getElementById(link.dataset.openDetails);
+  if (!details) return;
+  details.open = true;
+  const reply = document.querySelector("#reply-form textarea[name=text]");
+  const text = details.querySelector("textarea[name=text]");
+  if (reply && text && reply.value.trim() && !text.value.trim()) {
+    text.value = reply.value;
+    reply.value = "";
+  }
+  details.scrollIntoView({ block: "nearest" });
+  details.querySelector("input[type=datetime-local]")?.focus();
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest?.("a[data-open-details]");
+  if (!link) return;
+  event.preventDefault();
+  openSchedule(link);
+});
+
 function initCompose(root) {
   for (const picker of root.querySelectorAll("select.template-picker")) templatePicker(picker);
+  for (const form of root.querySelectorAll("#schedule-form")) scheduleForm(form);
   const box = root.querySelector("#reply-form textarea[name=text]");
   if (!box) return;
   const picker = cannedPicker(box);

@@ -44,10 +44,11 @@ window.Live = Live;
 function liveConversation(root) {
   const thread = document.getElementById("thread");
   const nearBottom = () => thread.scrollHeight - thread.scrollTop - thread.clientHeight < 80;
+  // The newest row shown (the thread is in time order: a scheduled message, made earlier, is last).
+  const newest = () => Math.max(0, ...[...thread.querySelectorAll("article.msg")].map((node) => Number(node.dataset.id)));
   thread.scrollTop = thread.scrollHeight;
   Live.poll(async () => {
-    const last = thread.querySelector("article.msg:last-of-type");
-    const url = `${root.dataset.updates}?mark=${encodeURIComponent(root.dataset.mark)}&after=${last ? last.dataset.id : 0}`;
+    const url = `${root.dataset.updates}?mark=${encodeURIComponent(root.dataset.mark)}&after=${newest()}`;
     const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
     if (response.status === 404) {
       // Moved out of this operator's sight (a restricted department): back to the list.
@@ -60,17 +61,29 @@ function liveConversation(root) {
     root.dataset.mark = update.mark;
     const follow = nearBottom();
     // The last page of the thread, each message with a version: replace what changed (a tick, a
-    // reaction, an edit), append what is new, leave the rest (an audio being played) alone.
+    // reaction, an edit), put what is new in its place, leave the rest (an audio being played)
+    // alone, and drop a scheduled message that was cancelled.
+    const listed = new Set(update.messages.map(([id]) => `m${id}`));
+    for (const node of thread.querySelectorAll("article.msg[data-scheduled]")) if (!listed.has(node.id)) node.remove();
+    let previous = null;
     for (const [id, version, html] of update.messages) {
       const existing = document.getElementById(`m${id}`);
-      if (existing && existing.dataset.v === version) continue;
+      if (existing && existing.dataset.v === version) { previous = existing; continue; }
       const node = Live.fragment(html).firstElementChild;
       node.dataset.v = version;
       if (existing) existing.replaceWith(node);
       else {
         document.getElementById("no-messages")?.remove();
-        thread.appendChild(node);
+        const first = thread.querySelector("article.msg");
+        if (previous) previous.after(node);
+        else if (first) first.before(node);
+        else thread.appendChild(node);
       }
+      previous = node;
+    }
+    const scheduled = document.getElementById("scheduled-list");
+    if (scheduled && update.scheduled !== undefined && !scheduled.contains(document.activeElement)) {
+      scheduled.replaceChildren(Live.fragment(update.scheduled));
     }
     if (follow) thread.scrollTop = thread.scrollHeight;
     // Who has it, where, and who else is looking: swapped in place, unless the operator is on

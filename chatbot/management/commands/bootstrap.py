@@ -1,8 +1,11 @@
 """Prepare a fresh installation: the default business number, the default departments, the
-operators group and, when nobody can log in yet, an administrator account whose login is printed."""
+operators group, in sandbox mode two example templates (nothing can be synced from Meta without a
+token, and templates and campaigns need approved ones), and, when nobody can log in yet, an
+administrator account whose login is printed."""
 
 from datetime import time
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
@@ -11,11 +14,22 @@ from django.utils.crypto import get_random_string
 from django.utils.translation import gettext as _
 
 from chatbot.dashboard.permissions import OPERATORS_GROUP
-from chatbot.models import BotSettings, BusinessHours, Department, PhoneNumber
+from chatbot.models import BotSettings, BusinessHours, Department, PhoneNumber, Template
 
 DEFAULT_DEPARTMENTS = ["Vendas", "Suporte", "Financeiro"]
 # Monday to Friday 08:00–18:00, Saturday 08:00–12:00: the owner edits them in the admin.
 DEFAULT_HOURS = [(day, time(8), time(18)) for day in range(5)] + [(5, time(8), time(12))]
+# Approved, as Meta would list them; no WhatsApp account, so the first real `sync-templates` marks
+# them gone (DELETED).
+SANDBOX_TEMPLATES = [
+    {"name": "pedido_enviado", "category": "UTILITY", "components": [
+        {"type": "BODY", "text": "Olá {{1}}! Seu pedido {{2}} saiu para entrega. 🚚"}]},
+    {"name": "promocao_semana", "category": "MARKETING", "components": [
+        {"type": "HEADER", "format": "TEXT", "text": "Oferta da semana"},
+        {"type": "BODY", "text": "Oi {{1}}! Use o cupom {{2}} e ganhe 10% de desconto até domingo."},
+        {"type": "FOOTER", "text": "Responda para falar com a gente"},
+        {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Parar promoções"}]}]},
+]
 
 
 class Command(BaseCommand):
@@ -36,6 +50,12 @@ class Command(BaseCommand):
         if not BusinessHours.objects.exists():
             for weekday, opens, closes in DEFAULT_HOURS:
                 BusinessHours.objects.create(weekday=weekday, opens=opens, closes=closes)
+
+        if not settings.WHATSAPP_ACCESS_TOKEN and not Template.objects.exists():
+            for template in SANDBOX_TEMPLATES:
+                Template.objects.create(language="pt_BR", status="APPROVED", **template)
+            self.stdout.write(_("Sandbox mode: %(count)d example templates to try templates and campaigns with.")
+                              % {"count": len(SANDBOX_TEMPLATES)})
 
         url = url.rstrip("/")
         self.stdout.write(_("Business number: %(number)s") % {"number": number})

@@ -1,6 +1,7 @@
 """`python manage.py whatsapp_chatbot SUBCOMMAND`: the owner's tools (design.md, "Management command").
 
-Each subcommand is a small method; errors are one sentence on stderr and a non-zero exit.
+Each subcommand is a small method (`campaign`'s are in chatbot/management/campaigns.py); errors are
+one sentence on stderr and a non-zero exit.
 """
 
 import argparse
@@ -22,6 +23,7 @@ from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext as _
 
 from chatbot import contacts, diagnostics, imports, inbound, lgpd, message_templates, sending
+from chatbot.management import campaigns
 from chatbot.models import ApiToken, Message, PhoneNumber, Scope, Session, Template, WebhookEvent
 from chatbot.whatsapp import validation, webhook
 
@@ -78,7 +80,7 @@ ARGPARSE_MESSAGES = [
 ]
 
 
-class Command(BaseCommand):
+class Command(campaigns.CampaignCommand, BaseCommand):
     help = _("Operate the WhatsApp chatbot: see the subcommands below.")
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -169,6 +171,8 @@ class Command(BaseCommand):
         )
         contacts_import.add_argument("file", metavar="FILE.csv", help=_("The CSV file."))
         contacts_import.add_argument("--label", default="", help=_("A label put on every contact of the file."))
+
+        campaigns.add_parser(commands)
 
     def handle(self, *args, subcommand, **options):
         handler = getattr(self, "handle_" + subcommand.replace("-", "_"))

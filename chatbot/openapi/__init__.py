@@ -1,50 +1,18 @@
 """The OpenAPI 3.1 description of the integrators' API, served at /chatbot/api/schema/.
 
 Written by hand, beside design.md's contract it mirrors: the API is small, and a generator would
-be a dependency bigger than this file.
+be a dependency bigger than this package. The campaigns' paths and schemas are in `campaigns`, the
+answers all paths share in `answers`.
 """
 
 import hoztech
 
-from .whatsapp.validation import CHECKS
-from .whatsapp.vocabulary import Status
-
-
-def _error(code_example, message_example, field=False):
-    error = {
-        "code": {"type": "string", "example": code_example},
-        "message": {"type": "string", "example": message_example},
-    }
-    if field:
-        error["field"] = {"type": "string", "example": "interactive.action.buttons[3].reply.title"}
-    return {
-        "type": "object",
-        "properties": {"error": {"type": "object", "properties": error, "required": ["code", "message"]}},
-    }
-
-
-def _answer(description, schema_ref=None, schema=None, headers=None):
-    answer = {"description": description}
-    if schema_ref or schema:
-        answer["content"] = {"application/json": {"schema": schema or {"$ref": f"#/components/schemas/{schema_ref}"}}}
-    if headers:
-        answer["headers"] = headers
-    return answer
-
-
-UNAUTHORIZED = _answer(
-    "Missing, invalid or revoked token.", schema=_error("unauthorized", "Missing or invalid API token.")
-)
-RATE_LIMITED = _answer(
-    "Too many requests for this token.",
-    schema=_error("rate_limited", "Too many requests…"),
-    headers={"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
-)
-NOT_FOUND = _answer("Not found.", schema=_error("not_found", "No message with this id."))
-
-
-def forbidden(scope):
-    return _answer(f"The token lacks the scope `{scope}`.", schema=_error("forbidden_scope", "This token may not…"))
+from ..whatsapp.validation import CHECKS
+from ..whatsapp.vocabulary import Status
+from .answers import NOT_FOUND, RATE_LIMITED, UNAUTHORIZED, forbidden
+from .answers import answer as _answer
+from .answers import error as _error
+from .campaigns import CAMPAIGN_PATHS, CAMPAIGN_SCHEMAS
 
 # What the send API takes: the types chatbot/whatsapp/validation.py checks.
 MESSAGE_TYPES = [str(kind) for kind in CHECKS]
@@ -167,6 +135,7 @@ SCHEMA = {
                 },
             }
         },
+        **CAMPAIGN_PATHS,
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -291,6 +260,8 @@ SCHEMA = {
                     },
                 },
             },
+            **CAMPAIGN_SCHEMAS,
         },
     },
 }
+
