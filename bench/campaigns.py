@@ -191,6 +191,9 @@ def pacing(env, url, graph_pid, workers, seconds):
 
     count = CAP * seconds
     seed_contacts(count, "pacing", offset=10**9)
+    from chatbot.models import PhoneNumber
+
+    PhoneNumber.objects.update(messaging_limit="TIER_10K")  # as `whatsapp_chatbot check` reads it
     port = free_port()
     worker = [PYTHON, "manage.py", "db_worker", "--no-reload", "--queue-name", "*", "--interval", "0.2"]
     with ExitStack() as stack:

@@ -176,7 +176,10 @@ def sending_window(value):
     if value is None:
         return None, None
     try:
-        return time.fromisoformat(value["start"]), time.fromisoformat(value["end"])
+        start, end = time.fromisoformat(value["start"]), time.fromisoformat(value["end"])
+        if start.tzinfo or end.tzinfo:
+            raise ValueError("the hours are in TIME_ZONE")
+        return start, end
     except (TypeError, KeyError, ValueError):
         raise ApiError(400, "invalid_request", _('window must be {"start": "08:00", "end": "20:00"} (hours in '
                                                  '%(zone)s).') % {"zone": settings.TIME_ZONE},
@@ -206,15 +209,8 @@ def csv_lines(campaign):
     writer = csv.writer(_Lines())
     batch = [writer.writerow(campaign_report.CSV_HEADER)]
     for row in campaign_report.recipient_rows(campaign):
-        row[1] = spreadsheet_safe(row[1])
         batch.append(writer.writerow(row))
         if len(batch) >= CSV_BATCH:
             yield "".join(batch)
             batch = []
     yield "".join(batch)
-
-
-def spreadsheet_safe(text):
-    """A customer's profile name as a spreadsheet shows it, never runs it: one that starts like a
-    formula (=, +, -, @) gets a leading apostrophe (OWASP's advice on CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -113,9 +113,12 @@ def approved_template(name, language):
 
 def check_content(template, variables, header, buttons):
     """The content for `template`, as Meta will take it; CampaignRefused says what does not fit."""
-    variables, buttons = variables or {}, {str(key): expression for key, expression in (buttons or {}).items()}
+    variables, buttons = variables or {}, buttons or {}
     if not isinstance(variables, dict):
         raise CampaignRefused(_("variables must map each placeholder to a value."), "variables")
+    if not isinstance(buttons, dict):
+        raise CampaignRefused(_("buttons must map each link button's index to its suffix."), "buttons")
+    buttons = {str(key): expression for key, expression in buttons.items()}
     expected = [name if kind == "body" else f"header.{name}"
                 for kind, name in message_templates.placeholders(template)]
     missing, extra = [key for key in expected if key not in variables], sorted(set(variables) - set(expected))

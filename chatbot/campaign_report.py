@@ -29,6 +29,9 @@ REFRESH_AFTER = timedelta(seconds=2)
 # SETTLING of it, the rest slowly.
 SETTLING = timedelta(hours=1)
 FINISHED_REFRESH_AFTER = timedelta(minutes=1)
+# Counted once this long after the end (the replies' 72 h, and the statuses), the figures are final:
+# the retention purge, which deletes the messages later, must not zero them.
+FINAL_AFTER = timedelta(hours=73)
 
 SENT = [Message.Status.SENT, Message.Status.DELIVERED, Message.Status.READ, Message.Status.PLAYED]
 DELIVERED = [Message.Status.DELIVERED, Message.Status.READ, Message.Status.PLAYED]
@@ -172,6 +175,8 @@ def snapshot(campaign, now=None):
     changed = max(filter(None, [campaign.started_at, campaign.finished_at]), default=None)
     if not campaign.figures or campaign.figures_at is None or (changed and changed > campaign.figures_at):
         return refresh(campaign, now)
+    if campaign.finished_at and campaign.figures_at > campaign.finished_at + FINAL_AFTER:
+        return campaign.figures  # final: nothing more can change (and the retention purge must not)
     settled = campaign.finished_at and now - campaign.finished_at > SETTLING
     age = FINISHED_REFRESH_AFTER if settled else REFRESH_AFTER
     if now - campaign.figures_at > age:
@@ -208,5 +213,11 @@ def recipient_rows(campaign):
             status = f"skipped:{reason}"
         elif not status:
             status = state
-        yield [wa_id or user_id, name, status, "" if code is None else code,
+        yield [wa_id or user_id, spreadsheet_safe(name), status, "" if code is None else code,
                *[moment.isoformat() if moment else "" for moment in (sent, delivered, read, replied)]]
+
+
+def spreadsheet_safe(text):
+    """A customer's profile name as a spreadsheet shows it, never runs it: one that starts like a
+    formula (=, +, -, @) gets a leading apostrophe (OWASP's advice on CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

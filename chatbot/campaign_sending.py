@@ -28,15 +28,16 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import campaigns, ratelimit, sending
-from .campaign_content import Content
+from .campaign_content import CampaignRefused, Content, check_content
 from .models import Campaign, Contact, Message, Recipient
 
 logger = logging.getLogger(__name__)
 
 FEED_AHEAD = 0.4
 LIMIT_WINDOW = timedelta(hours=24)
-# Meta's messaging limits (whatsapp_business_manager_messaging_limit); a number whose limit is
-# not known (never checked, sandbox) is not held back: `whatsapp_chatbot check` reads it.
+# Meta's messaging limits (whatsapp_business_manager_messaging_limit). One not known yet (never
+# checked, NOT_SET) is taken as a new business's (cloud-api.md §11): better to wait than to fail.
+UNKNOWN_LIMIT = 250
 TIERS = {"TIER_50": 50, "TIER_250": 250, "TIER_1K": 1000, "TIER_2K": 2000, "TIER_10K": 10_000,
          "TIER_100K": 100_000, "UNLIMITED": None}
 # A process with nothing to feed (window closed, limit reached) looks again this often.
@@ -68,8 +69,9 @@ def feed(room, *, rate, now=None):
     Campaign.objects.filter(status=Campaign.Status.SCHEDULED, scheduled_at__lte=now).update(
         status=Campaign.Status.RUNNING, started_at=Coalesce(F("started_at"), now))
     fed, soon = 0, False
-    for campaign in Campaign.objects.filter(status=Campaign.Status.RUNNING).select_related(
-            "phone_number", "template").order_by("pk"):
+    running = (Campaign.objects.filter(status=Campaign.Status.RUNNING).select_related("phone_number", "template")
+               .defer("figures", "skipped").order_by("pk"))
+    for campaign in running:
         if fed >= room:
             break
         count = allowance(campaign, room - fed, rate=rate, now=now)
@@ -85,7 +87,10 @@ def feed(room, *, rate, now=None):
 def allowance(campaign, room, *, rate, now):
     """How many of `campaign`'s recipients may be queued now: 0 when the cap, the delay or the
     last messages fed hold it for a moment, None when nothing goes for a while (its window is
-    closed, Meta's messaging limit is reached, its template stopped working)."""
+    closed, Meta's messaging limit is reached, its template stopped working, or it is done)."""
+    if not campaign.recipient_rows.filter(state=Recipient.State.PENDING).exists():
+        finish_if_done(campaign, now)  # whatever the hour or the limit: its last messages went
+        return None
     if not window_open(campaign, now):
         return None
     if campaign.template and campaign.template.status.upper() in campaigns.TEMPLATE_UNUSABLE:
@@ -95,7 +100,7 @@ def allowance(campaign, room, *, rate, now):
     under_limit = room_under_limit(limit, now) if limit is not None else room
     if under_limit <= 0:
         return None
-    if backlog(campaign.phone_number) or (campaign.next_send_at and
+    if backlog(campaign) or (campaign.next_send_at and
                                           campaign.next_send_at > now + timedelta(seconds=FEED_AHEAD)):
         return 0
     booked = ratelimit.booked_until(ratelimit.number_key(campaign.phone_number)) or now
@@ -106,16 +111,25 @@ def allowance(campaign, room, *, rate, now):
 
 
 def queue_next(campaign, count, now):
-    """Queue the next `count` pending recipients' messages; returns how many were queued."""
+    """Queue the next `count` pending recipients' messages; returns how many were queued. The
+    campaign's row is locked first, as pausing and cancelling lock it: neither can commit between
+    this reading it running and its messages being queued."""
     content = Content.of(campaign)
+    try:  # the template may have been edited at Meta since (a placeholder or a link button more)
+        check_content(content.template, content.variables, content.header, content.buttons)
+    except CampaignRefused as refused:
+        campaigns.auto_pause(Campaign.objects.filter(pk=campaign.pk), Campaign.PauseReason.TEMPLATE, refused.message)
+        return 0
     marketing = content.marketing
     require_opt_in = bool(campaign.audience.get("require_opt_in"))
     with transaction.atomic():
+        if not list(Campaign.objects.select_for_update().filter(pk=campaign.pk, status=Campaign.Status.RUNNING)
+                    .values_list("pk", flat=True)[:1]):
+            return 0  # paused or cancelled meanwhile
         rows = list(Recipient.objects.select_for_update(skip_locked=True, of=("self",))
                     .filter(campaign=campaign, state=Recipient.State.PENDING).select_related("contact")
                     .order_by("pk")[:count])
         if not rows:
-            finish_if_done(campaign, now)
             return 0
         start = max(campaign.next_send_at or now, now)
         delay = timedelta(milliseconds=campaign.delay_ms)
@@ -175,14 +189,18 @@ def next_window(campaign, now):
     return opening if opening > local else opening + timedelta(days=1)
 
 
-def backlog(number):
-    """Whether campaign messages from `number` are still queued, unclaimed."""
-    return Message.objects.filter(status=Message.Status.QUEUED, source=Message.Source.CAMPAIGN,
-                                  phone_number=number).exists()
+def backlog(campaign):
+    """Whether messages of `campaign` are still queued, unclaimed."""
+    return Message.objects.filter(status=Message.Status.QUEUED, recipient__campaign=campaign).exists()
 
 
 def messaging_limit(number):
-    return TIERS.get(number.messaging_limit.upper())
+    """Meta's limit of unique users a day for `number`: a new business's 250 until
+    `whatsapp_chatbot check` (or a webhook) says otherwise; none in sandbox mode unless set."""
+    known = number.messaging_limit.upper()
+    if known in TIERS:
+        return TIERS[known]
+    return UNKNOWN_LIMIT if settings.WHATSAPP_ACCESS_TOKEN else None
 
 
 # Far below the limit, the last count plus what this process fed since is enough; within what

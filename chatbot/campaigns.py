@@ -34,14 +34,19 @@ from .whatsapp import graph
 logger = logging.getLogger(__name__)
 
 REPLY_WINDOW = timedelta(hours=72)
+MAX_LISTED, MAX_DAYS = 100_000, 3650
+FIGURES = ["queued", "sent", "delivered", "read", "failed", "replied", "skipped", "cancelled", "opted_out"]
+ATTRIBUTE_KEY = re.compile(r"[a-z0-9]+(?:[_-][a-z0-9]+)*")  # as ContactAttribute keys are: never "__"
 # Meta's timestamps are whole seconds of its clock: a quick reply may look older than our send.
 CLOCK_SKEW = timedelta(minutes=1)
-# Meta's refusals that say the number is being reported or over-messaging its users (cloud-api.md §11):
-# past SPAM_SHARE of the campaign's last SPAM_SAMPLE sends (at least SPAM_MIN of them), it pauses.
-SPAM_CODES = {131048, 131049}
+# Meta's refusals that say the number is being reported as spam (cloud-api.md §11): past SPAM_SHARE
+# of the campaign's last SPAM_SAMPLE sends (at least SPAM_MIN of them), it pauses. Not 131049: that
+# is Meta's own cap on marketing messages per user, common and no fault of the number.
+SPAM_CODES = {131048, 131064}
 SPAM_SAMPLE, SPAM_MIN, SPAM_SHARE = 200, 5, 0.05
-# The template is gone, paused for low quality or disabled: every further send would fail too.
-TEMPLATE_CODES = {132001, 132015, 132016}
+# The template is gone, paused for low quality or disabled, or no longer takes the campaign's
+# parameters (edited at Meta): every further send would fail too.
+TEMPLATE_CODES = {132000, 132001, 132012, 132015, 132016}
 TEMPLATE_UNUSABLE = {"PAUSED", "DISABLED", "DELETED", "REJECTED", "PENDING_DELETION", "ARCHIVED", "LOCKED"}
 
 
@@ -76,12 +81,18 @@ class Audience:
             raise CampaignRefused(_("audience.labels must be a list of label names."), "audience.labels")
         if not isinstance(wa_ids, list) or not all(isinstance(number, str | int) for number in wa_ids):
             raise CampaignRefused(_("audience.wa_ids must be a list of phone numbers."), "audience.wa_ids")
-        if not isinstance(attributes, dict) or not all(re.fullmatch(r"[a-z0-9_-]+", str(key)) for key in attributes):
-            raise CampaignRefused(_("audience.attributes must map attribute keys to values."), "audience.attributes")
+        if len(wa_ids) > MAX_LISTED:
+            raise CampaignRefused(_("audience.wa_ids lists at most %(count)d numbers; import larger lists with "
+                                    "import-contacts and a label.") % {"count": MAX_LISTED}, "audience.wa_ids")
+        if not isinstance(attributes, dict) or not all(
+                ATTRIBUTE_KEY.fullmatch(str(key)) and isinstance(value, str | int) and not isinstance(value, bool)
+                for key, value in attributes.items()):
+            raise CampaignRefused(_("audience.attributes must map attribute keys (lowercase letters, digits, - and "
+                                    "_) to a text or a number each."), "audience.attributes")
         days = data.get("last_contact_days")
-        if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days < 1):
-            raise CampaignRefused(_("audience.last_contact_days must be a whole number of days."),
-                                  "audience.last_contact_days")
+        if days is not None and (not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_DAYS):
+            raise CampaignRefused(_("audience.last_contact_days must be a whole number of days from 1 to "
+                                    "%(days)d.") % {"days": MAX_DAYS}, "audience.last_contact_days")
         unknown = sorted(set(labels) - set(Label.objects.filter(name__in=labels).values_list("name", flat=True)))
         if unknown:
             raise CampaignRefused(_("Unknown label: %(names)s.") % {"names": ", ".join(unknown)}, "audience.labels")
@@ -95,7 +106,11 @@ class Audience:
                    last_contact_days=days, require_opt_in=require_opt_in, everyone=everyone)
 
     def dump(self):
-        return {key: value for key, value in self.__dict__.items() if value}
+        """What the campaign keeps of it (the listed numbers as how many: they are recipient rows)."""
+        kept = {key: value for key, value in self.__dict__.items() if value}
+        if self.wa_ids:
+            kept["wa_ids"] = len(self.wa_ids)
+        return kept
 
     def contacts(self, *, now):
         """(the contacts it names, how many listed numbers are not valid numbers); listed
@@ -111,19 +126,38 @@ class Audience:
         else:
             invalid = 0
         for key, value in self.attributes.items():
-            chosen = chosen.filter(**{f"attributes__{key}": value})
+            # ATTRIBUTE_KEY has no "__": the key is a JSON key, never a lookup (pedido__regex).
+            chosen = chosen.filter(**{f"attributes__{key}": str(value)})  # kept as text, as typed or imported
         if self.last_contact_days:
             chosen = chosen.filter(last_inbound_at__gte=now - timedelta(days=self.last_contact_days))
         return chosen, invalid
 
     def listed_ids(self):
+        """The listed numbers' contacts (found in either Brazilian form, created when new, a few
+        queries for any number of them), and how many are not valid numbers."""
         numbers, invalid = set(), 0
         for text in self.wa_ids:
             try:
-                numbers.add(imports.phone(text))
+                numbers.add(imports.phone(str(text)))
             except imports.BadNumber:
                 invalid += 1
-        return [contacts.for_recipient(number).pk for number in sorted(numbers)], invalid
+        found = find_numbers(numbers)
+        missing = sorted(numbers - set(found))
+        if missing:
+            Contact.objects.bulk_create([Contact(wa_id=number) for number in missing], batch_size=2000,
+                                        ignore_conflicts=True)  # a webhook may create one meanwhile
+            found.update(find_numbers(missing))
+        return sorted(set(found.values())), invalid
+
+
+def find_numbers(numbers, chunk=5000):
+    """{number: contact id} for the numbers some contact has, in either Brazilian form."""
+    forms = {form: number for number in numbers for form in contacts.variants(number)}
+    found, listed = {}, list(forms)
+    for start in range(0, len(listed), chunk):
+        for wa_id, pk in Contact.objects.filter(wa_id__in=listed[start:start + chunk]).values_list("wa_id", "pk"):
+            found.setdefault(forms[wa_id], pk)
+    return found
 
 
 def skip_reason(contact, *, marketing, require_opt_in):
@@ -230,7 +264,11 @@ def create(*, name, plan, phone_number=None, scheduled_at=None, window=(None, No
             status=Campaign.Status.RUNNING if running else Campaign.Status.SCHEDULED,
             started_at=now if running else None,
             window_start=start, window_end=end, delay_ms=delay_ms, recipients=plan.recipients,
-            skipped=dict(plan.skipped), created_by=created_by, api_token=api_token)
+            skipped=dict(plan.skipped), created_by=created_by, api_token=api_token, figures_at=now,
+            # The report's first figures (campaign_report counts the next): everyone still waiting.
+            figures={"counts": {**dict.fromkeys(FIGURES, 0), "queued": plan.recipients,
+                                "skipped": len(plan.rows) - plan.recipients},
+                     "failures": [], "costs": {}, "timeline": []})
         insert_recipients(campaign, plan.rows)
         transaction.on_commit(sending.QUEUED.set)  # this process's outbox starts at once
     logger.info("campaign %s created: %d recipients, %d skipped", campaign.pk, plan.recipients,

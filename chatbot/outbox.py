@@ -37,7 +37,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import campaign_sending, campaigns, contacts, ratelimit, statuses
+from . import campaign_sending, campaigns, contacts, ratelimit, sending, statuses
 from .models import Contact, Message, PendingStatus, PhoneNumber
 from .statuses import CALLBACK_PREFIX
 from .whatsapp import graph
@@ -58,6 +58,9 @@ CAP_MARGIN = 0.97
 UNKNOWN_DELIVERY = "delivery unknown"
 
 EXPLANATIONS = {
+    sending.CONTACT_BLOCKED: _("Not sent: the customer was blocked after this message was queued."),
+    sending.CONTACT_OPTED_OUT: _("Not sent: the customer opted out of marketing messages after this message was "
+                                 "queued."),
     UNKNOWN_DELIVERY: _(
         "Meta's answer was lost (timeout or a stopped worker) and no status arrived: the message may "
         "or may not have been delivered. It was not sent again, to avoid a duplicate; check with the "
@@ -147,13 +150,22 @@ def take(limit, stopping):
     now = timezone.now()
     messages = claim(now, limit, stopping)
     room = limit - len(messages)
-    if room and feeding and not stopping.is_set() and campaign_sending.feed(
-            room, rate=paced_rate(settings.WHATSAPP_MESSAGES_PER_SECOND), now=now):
+    if room and feeding and not stopping.is_set() and feed(room, now):
         messages += claim(now, room, stopping)
     if not messages:
         return []
     slots = book_numbers(messages)
     return [(message, slots[message.pk]) for message in messages]
+
+
+def feed(room, now):
+    """Let the campaigns fill `room`; a campaign's fault must not cost the conversations' messages
+    claimed already (they are `sending`, this batch's to send)."""
+    try:
+        return campaign_sending.feed(room, rate=paced_rate(settings.WHATSAPP_MESSAGES_PER_SECOND), now=now)
+    except Exception:
+        logger.exception("the campaigns could not be fed; the conversations' messages go on")
+        return 0
 
 
 class Pipeline:
@@ -229,6 +241,12 @@ def claim(now, limit, stopping):
         messages = list(due[:limit])
         if not messages:
             return []
+        # What the rules forbid now though they allowed it when queued (days ago: scheduled, a campaign's).
+        refused = sending.forbidden_now(messages)
+        for reason in set(refused.values()):
+            Message.objects.filter(pk__in=[pk for pk, why in refused.items() if why == reason]).update(
+                status=Message.Status.FAILED, failed_at=now, claimed_at=None, error_title=reason, error_code=None)
+        messages = [message for message in messages if message.pk not in refused]
         waiting = book_recipients(messages, now)
         ready = [message for message in messages if message.pk not in waiting]
         Message.objects.filter(pk__in=[message.pk for message in ready]).update(
@@ -242,7 +260,7 @@ def claim(now, limit, stopping):
 CLAIMED_FIELDS = (
     "phone_number_id", "contact_id", "source", "type", "payload", "context", "created_at", "timestamp", "attempts",
     "pair_limit_hits",
-    "contact__wa_id", "contact__user_id", "contact__send_booked_until",
+    "contact__wa_id", "contact__user_id", "contact__send_booked_until", "contact__blocked", "contact__opted_out",
     "phone_number__phone_number_id", "phone_number__display_phone_number", "phone_number__token_invalid_at",
 )
 

@@ -126,3 +126,32 @@ def check_rules(message, contact):
         validation.check_template_parameters(message, template.components)
     except validation.InvalidMessage as error:
         raise SendRefused("invalid_request", error.message, field=error.field) from None
+
+
+# The rules again when the outbox claims a message (it may have waited days: scheduled, a
+# campaign's), with the reasons it records as the failure's title (outbox.EXPLANATIONS).
+CONTACT_BLOCKED, CONTACT_OPTED_OUT = "contact blocked", "contact opted out"
+
+
+def forbidden_now(messages):
+    """{message id: reason} for the claimed `messages` the rules forbid now: the customer was
+    blocked, or opted out of marketing before a marketing template's turn came."""
+    def template_of(message):
+        payload = message.payload if isinstance(message.payload, dict) else {}
+        language = payload.get("language") if isinstance(payload.get("language"), dict) else {}
+        return payload.get("name"), language.get("code")
+
+    asked = {template_of(message) for message in messages
+             if message.type == MessageType.TEMPLATE and message.contact.opted_out}
+    marketing = set()
+    if asked:
+        marketing = {(name, language) for name, language, category in Template.objects.filter(
+            name__in=[name for name, _language in asked]).values_list("name", "language", "category")
+            if category.upper() == "MARKETING"}
+    refused = {}
+    for message in messages:
+        if message.contact.blocked:
+            refused[message.pk] = CONTACT_BLOCKED
+        elif message.type == MessageType.TEMPLATE and message.contact.opted_out and template_of(message) in marketing:
+            refused[message.pk] = CONTACT_OPTED_OUT
+    return refused

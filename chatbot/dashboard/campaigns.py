@@ -143,7 +143,7 @@ class Echo:
 
 
 @require_GET
-@operator_required
+@admin_required  # every customer's number and name: not for operators of a restricted department
 def campaign_csv(request, campaign_id):
     """One row per recipient (campaign_report.CSV_HEADER), as the reports' CSVs are written: UTF-8
     with a BOM, ";" between fields in Portuguese (what a spreadsheet in Brazil opens into
@@ -277,8 +277,8 @@ def facts(campaign):
     if audience.get("labels"):
         who.append(_("labels: %(names)s") % {"names": ", ".join(audience["labels"])})
     if audience.get("wa_ids"):
-        who.append(ngettext("%(count)s listed number", "%(count)s listed numbers", len(audience["wa_ids"]))
-                   % {"count": len(audience["wa_ids"])})
+        who.append(ngettext("%(count)s listed number", "%(count)s listed numbers", audience["wa_ids"])
+                   % {"count": audience["wa_ids"]})
     if audience.get("everyone"):
         who.append(_("every contact"))
     who += [f"{key} = {value}" for key, value in (audience.get("attributes") or {}).items()]

@@ -354,3 +354,31 @@ def test_the_openapi_document_describes_the_campaigns_api(client):
     # Every reference names a schema the document has.
     references = set(re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(schema)))
     assert references <= set(schema["components"]["schemas"])
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"window": {"start": "08:00+03:00", "end": "20:00+03:00"}}, "window"),
+    ({"buttons": ["x"]}, "buttons"),
+    ({"buttons": "abc"}, "buttons"),
+    ({"audience": {"labels": ["clientes"], "last_contact_days": 100_000_000}}, "audience.last_contact_days"),
+    ({"audience": {"attributes": {"pedido__regex": ".*"}}}, "audience.attributes"),
+    ({"audience": {"attributes": {"pedido": {"$gt": 1}}}}, "audience.attributes"),
+    ({"audience": {"wa_ids": ["11987654321"] * 100_001}}, "audience.wa_ids"),
+])
+def test_odd_input_is_a_400_naming_the_field_never_a_500(client, token, aviso, changes, field):
+    customers(1)
+    response = post(client, token, body(**changes))
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["field"] == field
+    assert not Campaign.objects.exists()
+
+
+def test_listed_numbers_are_found_and_created_in_a_few_queries(client, token, aviso,
+                                                                django_assert_max_num_queries):
+    customers(50)
+    listed = [f"55119{index:08d}" for index in range(50)] + [f"55219{index:08d}" for index in range(2000)]
+    # A few per thousand numbers (SQLite inserts some 50 rows a statement), not two per number.
+    with django_assert_max_num_queries(150):
+        response = post(client, token, body(audience={"wa_ids": listed}))
+    assert response.status_code == 201 and response.json()["recipients"] == 2050
+    assert Campaign.objects.get().audience["wa_ids"] == 2050  # a count: the numbers are recipient rows

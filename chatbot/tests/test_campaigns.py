@@ -400,3 +400,100 @@ def test_every_way_a_customer_opts_out_keeps_marketing_campaigns_away(fake_graph
     skipped = {contact.wa_id for contact, reason in plan.rows if reason == "opted_out"}
     assert skipped == {parar.wa_id, button.wa_id, preference.wa_id, refused.wa_id}
     assert plan.recipients == 1 and plan.first.pk == stays.pk
+
+
+# --- What the review found --------------------------------------------------------------------
+
+
+def test_a_template_edited_at_meta_pauses_the_campaign_and_conversations_still_go(fake_graph, aviso):
+    customers(3)
+    campaign = start(aviso, content={"variables": {"1": "{name}", "2": "x"}})
+    Template.objects.filter(pk=aviso.pk).update(components=[{"type": "BODY", "text": "{{1}}, {{2}} e {{3}}"}])
+    talking = Contact.objects.create(wa_id="5521999990000", last_inbound_at=timezone.now())
+    reply = sending.queue(phone_number=PhoneNumber.objects.default(), contact=talking,
+                          message={"type": "text", "text": {"body": "Oi!"}}, source=Message.Source.BOT)
+    send_all()
+    reply.refresh_from_db()
+    campaign.refresh_from_db()
+    assert reply.status == "sent"
+    assert (campaign.status, campaign.pause_reason) == ("paused", "template")
+    assert [body["to"] for body in fake_graph.sent()] == ["+5521999990000"]
+
+
+def test_a_feed_that_fails_does_not_cost_the_conversations_messages(fake_graph, aviso):
+    customers(1)
+    start(aviso, content={"variables": {"1": "{name}", "2": "x"}})
+    talking = Contact.objects.create(wa_id="5521999990000", last_inbound_at=timezone.now())
+    reply = sending.queue(phone_number=PhoneNumber.objects.default(), contact=talking,
+                          message={"type": "text", "text": {"body": "Oi!"}}, source=Message.Source.BOT)
+    with mock.patch.object(campaign_sending, "queue_next", side_effect=RuntimeError("a bug")):
+        outbox.drain()
+    reply.refresh_from_db()
+    assert reply.status == "sent"
+
+
+def test_a_campaign_paused_meanwhile_queues_nothing(aviso):
+    customers(2)
+    campaign = start(aviso, content={"variables": {"1": "{name}", "2": "x"}})
+    stale = Campaign.objects.get(pk=campaign.pk)  # read running, as feed read it
+    campaigns.pause(campaign.pk)
+    assert campaign_sending.queue_next(stale, 10, timezone.now()) == 0
+    assert not Message.objects.exists()
+
+
+def test_131049_is_metas_cap_per_user_not_a_reason_to_pause(fake_graph, aviso, settings):
+    settings.WHATSAPP_MESSAGES_PER_SECOND = 20
+    customers(30)
+    campaign = start(aviso, content={"variables": {"1": "{name}", "2": "x"}})
+    fake_graph.fail_next(131049, times=10)
+    drain_for(20)
+    campaign.refresh_from_db()
+    assert campaign.status != "paused"
+
+
+def test_a_campaign_finishes_when_its_last_message_went_even_after_its_window(fake_graph, aviso):
+    customers(1)
+    campaign = start(aviso, content={"variables": {"1": "{name}", "2": "x"}}, window=(time(8), time(20)))
+    day = timezone.make_aware(datetime(2026, 12, 1, 19, 59, 50))
+    with mock.patch.object(timezone, "now", return_value=day):
+        send_all()
+    with mock.patch.object(timezone, "now", return_value=day + timedelta(minutes=5)):  # 20:04: window closed
+        campaign_sending.wake()
+        send_all()
+    campaign.refresh_from_db()
+    assert campaign.status == "finished"
+
+
+def test_a_live_number_never_checked_is_held_to_a_new_businesss_limit(fake_graph, settings):
+    number = PhoneNumber.objects.default()
+    assert campaign_sending.messaging_limit(number) == 250
+    number.messaging_limit = "TIER_10K"
+    assert campaign_sending.messaging_limit(number) == 10_000
+    settings.WHATSAPP_ACCESS_TOKEN = ""
+    number.messaging_limit = ""
+    assert campaign_sending.messaging_limit(number) is None  # sandbox: nothing at Meta to limit
+
+
+def test_a_scheduled_marketing_template_is_not_sent_to_a_customer_who_opted_out_since(fake_graph, promo):
+    (ana,) = customers(1)
+    message = sending.queue(phone_number=PhoneNumber.objects.default(), contact=ana, source=Message.Source.OPERATOR,
+                            message={"type": "template", "template": {"name": "promo_semana",
+                                                                      "language": {"code": "pt_BR"}}})
+    Message.objects.filter(pk=message.pk).update(send_after=timezone.now() + timedelta(days=3))
+    Contact.objects.filter(pk=ana.pk).update(opted_out=True)
+    with later_by(timedelta(days=3, seconds=1)):
+        send_all()
+    message.refresh_from_db()
+    assert fake_graph.sent() == []
+    assert (message.status, message.error_title) == ("failed", sending.CONTACT_OPTED_OUT)
+    assert outbox.explanation(message).startswith("Não enviada: o cliente pediu para não receber mensagens de marketing")
+
+
+def test_nothing_is_sent_to_a_customer_blocked_after_it_was_queued(fake_graph):
+    contact = Contact.objects.create(wa_id="5511987654321", last_inbound_at=timezone.now())
+    message = sending.queue(phone_number=PhoneNumber.objects.default(), contact=contact, source=Message.Source.API,
+                            message={"type": "text", "text": {"body": "Oi"}})
+    Contact.objects.filter(pk=contact.pk).update(blocked=True)
+    send_all()
+    message.refresh_from_db()
+    assert fake_graph.sent() == [] and message.error_title == sending.CONTACT_BLOCKED

@@ -124,7 +124,8 @@ def test_operators_read_but_only_administrators_create_and_stop(as_operator, avi
     page = as_operator.get(url("dashboard-campaign", campaign.pk))
     assert page.status_code == 200 and 'id="campaign-actions"' not in text(page)
     assert as_operator.get(url("dashboard-campaign-live", campaign.pk)).status_code == 200
-    assert as_operator.get(url("dashboard-campaign-csv", campaign.pk)).status_code == 200
+    # Every customer's number and name: administrators only (an operator may be restricted to a department).
+    assert as_operator.get(url("dashboard-campaign-csv", campaign.pk)).status_code == 403
     assert Campaign.objects.get().status == "running" and Campaign.objects.count() == 1
 
 
@@ -376,21 +377,23 @@ def test_the_live_endpoint_follows_a_pause_from_elsewhere(as_operator, aviso):
 # --- The CSV -------------------------------------------------------------------------------------
 
 
-def test_the_recipients_csv_is_written_as_the_reports_are(as_operator, aviso):
-    fine, blocked = customers(2)
+def test_the_recipients_csv_is_written_as_the_reports_are(as_owner, aviso):
+    fine, blocked, formula = customers(3)
     Contact.objects.filter(pk=blocked.pk).update(blocked=True, name="Zé; \"o bloqueado\"")
+    Contact.objects.filter(pk=formula.pk).update(name='=HYPERLINK("http://evil.example/")')
     campaign = start(aviso)
     send_all()
-    response = as_operator.get(url("dashboard-campaign-csv", campaign.pk))
+    response = as_owner.get(url("dashboard-campaign-csv", campaign.pk))
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == f'attachment; filename="campanha-{campaign.pk}-destinatarios.csv"'
     body = b"".join(response.streaming_content).decode("utf-8")
     assert body.startswith("\ufeffwa_id;name;status;error_code;sent_at;delivered_at;read_at;replied_at\r\n")
     rows = list(csv.reader(io.StringIO(body.removeprefix("\ufeff")), delimiter=";"))
+    assert rows[3][1] == "'=HYPERLINK(\"http://evil.example/\")"  # a formula is shown, never run
     assert rows[1][:4] == [fine.wa_id, fine.name, "sent", ""] and rows[1][4]
     assert rows[2][:3] == [blocked.wa_id, 'Zé; "o bloqueado"', "skipped:blocked"]
-    as_operator.cookies["django_language"] = "en"
-    body = b"".join(as_operator.get(url("dashboard-campaign-csv", campaign.pk)).streaming_content).decode()
+    as_owner.cookies["django_language"] = "en"
+    body = b"".join(as_owner.get(url("dashboard-campaign-csv", campaign.pk)).streaming_content).decode()
     assert body.startswith("\ufeffwa_id,name,status,error_code,sent_at,delivered_at,read_at,replied_at\r\n")
 
 
