@@ -94,7 +94,8 @@ def create(label_name, **options):
 
 
 def give_statuses(campaign):
-    """The campaign as it looks a day later: messages sent, delivered, read or failed."""
+    """The campaign as it looks the next day: messages sent, delivered, read or failed (30 h ago,
+    out of Meta's 24-hour messaging limit that phase 3's campaign counts against)."""
     from django.db import connection, transaction
     from django.utils import timezone
 
@@ -107,7 +108,7 @@ def give_statuses(campaign):
     first = (Message.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
     messages, links = [], []
     for index, (recipient, contact) in enumerate(rows):
-        sent = now - timedelta(hours=20) + timedelta(seconds=index / CAP)
+        sent = now - timedelta(hours=30) + timedelta(seconds=index / CAP)
         roll = rng.random()
         status = "failed" if roll < 0.03 else "sent" if roll < 0.1 else "delivered" if roll < 0.5 else "read"
         delivered = sent + timedelta(seconds=rng.uniform(1, 600)) if status in ("delivered", "read") else None
@@ -136,7 +137,7 @@ def give_statuses(campaign):
             cursor.execute("UPDATE chatbot_recipient r SET state = 'queued', message_id = l.message_id, "
                            "queued_at = l.queued_at, replied_at = l.replied_at FROM links l WHERE r.id = l.id")
             cursor.execute("DROP TABLE links")
-        Campaign.objects.filter(pk=campaign.pk).update(status="running", started_at=now - timedelta(hours=20))
+        Campaign.objects.filter(pk=campaign.pk).update(status="running", started_at=now - timedelta(hours=30))
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
 
