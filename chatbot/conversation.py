@@ -206,7 +206,7 @@ def follow_up(message, *, new_contact=False, quiet_until=None):
         attach(session, pending)
         if campaign_reply(session, pending):
             continue
-        if session.status == Session.Status.BOT and pending.type not in SILENT_TYPES:
+        if session.status == Session.Status.BOT and not silent(pending):
             quiet = new_contact or (quiet_until is not None and quiet_until < pending.timestamp - SPAM_WINDOW)
             config, texts = load_config()
             take_turn(session, pending, config=config, texts=texts, quiet=quiet)
@@ -227,8 +227,19 @@ def campaign_reply(session, message):
     return True
 
 
-# Messages the bot does not answer: reactions, edits, deletions, Meta's system notices.
-SILENT_TYPES = FOLLOW_UP_TYPES | {MessageType.SYSTEM, MessageType.UNSUPPORTED}
+# Messages the bot does not answer: reactions, edits, deletions, Meta's system notices, missed calls
+# (an operator calls back; "não entendi" to a call would be wrong).
+SILENT_TYPES = FOLLOW_UP_TYPES | {MessageType.SYSTEM, MessageType.UNSUPPORTED, MessageType.CALL}
+
+
+def silent(message):
+    """Whether the bot leaves `message` alone: a silent type, or the customer's answer to our
+    request to call them (an interactive reply with nothing to choose)."""
+    payload = message.payload if isinstance(message.payload, dict) else {}
+    return message.type in SILENT_TYPES or (
+        message.type == MessageType.INTERACTIVE and payload.get("type") == "call_permission_reply")
+
+
 # Messages whose text the bot reads: typed, or the title of a tapped button or list row.
 READ_TYPES = {MessageType.TEXT, MessageType.BUTTON, MessageType.INTERACTIVE}
 

@@ -218,8 +218,8 @@ def apply_inbound(item, batch):
     )
     message = insert_message({
         "phone_number": number, "contact": contact, "direction": Message.Direction.IN,
-        "source": Message.Source.CUSTOMER, "type": item.type, "text": item.text, "payload": item.payload,
-        "context": item.context, "referral": item.referral, "wamid": item.wamid or None,
+        "source": Message.Source.CUSTOMER, "type": item.type, "text": item.text or call_permission_text(item.payload),
+        "payload": item.payload, "context": item.context, "referral": item.referral, "wamid": item.wamid or None,
         "reply_to": item.reply_to, "target_wamid": item.target_wamid, "status": Message.Status.RECEIVED,
         "timestamp": moment, **media_fields(item.media),
         **statuses.error_fields(item.errors),
@@ -251,6 +251,32 @@ def apply_inbound(item, batch):
         media.download_media.enqueue(message.pk)
     if settings.WHATSAPP_MARK_READ and settings.WHATSAPP_ACCESS_TOKEN and item.type not in NOT_FROM_CUSTOMER:
         mark_read.enqueue(message.pk)
+
+
+def call_permission_text(payload):
+    """What the customer answered to our request to call them (an interactive reply with no title)."""
+    if not isinstance(payload, dict) or payload.get("type") != "call_permission_reply":
+        return ""
+    reply = payload.get("call_permission_reply")
+    accepted = isinstance(reply, dict) and reply.get("response") == "accept"
+    return _("The customer allowed calls from the business") if accepted else _(
+        "The customer declined calls from the business")
+
+
+def apply_call(item, batch):
+    """The Calling API: a customer's missed call reaches the conversation like a message (the bot
+    stays silent, an operator sees it); every other call event is an account event."""
+    if not item.missed:
+        number = batch.number(item.phone_number_id, item.display_phone_number) if item.phone_number_id else None
+        record_account_event("calls", item.event if item.event != "status" else item.status, "", item.raw, batch,
+                             number)
+        return
+    apply_inbound(parser.InboundMessage(
+        phone_number_id=item.phone_number_id, display_phone_number=item.display_phone_number,
+        wamid=item.call_id, from_wa_id=item.from_wa_id, from_user_id=item.from_user_id, profile=item.profile,
+        timestamp=item.timestamp, type=MessageType.CALL.value, text=_("Missed call: the customer tried to call"),
+        payload=item.raw, media=None, context={}, reply_to="", referral={}, errors=[], target_wamid="", raw=item.raw,
+    ), batch)
 
 
 def update_reaction(item, moment):
@@ -292,12 +318,16 @@ def apply_echo(item, batch):
         "phone_number": number, "contact": contact, "direction": Message.Direction.OUT,
         "source": Message.Source.PHONE_APP, "type": item.type, "text": item.text, "payload": item.payload,
         "wamid": item.wamid or None, "status": Message.Status.SENT, "timestamp": moment, "sent_at": moment,
-        **media_fields(item.media),
+        "target_wamid": item.target_wamid, **media_fields(item.media),
     })
     if message is None:
         batch.counts["duplicates"] += 1
         return
     batch.counts["echoes"] += 1
+    # The business edited or deleted a message from the app: the original changes, as the customer's do.
+    follow_up_target(item, moment)
+    if item.wamid and item.type not in FOLLOW_UP_TYPES:
+        catch_up_follow_ups(message)
     statuses.apply_pending(message.wamid)
 
 
@@ -394,6 +424,7 @@ APPLY = {
     parser.QualityUpdate: apply_quality,
     parser.AccountUpdate: apply_account,
     parser.MarketingPreference: apply_preference,
+    parser.CallEvent: apply_call,
     parser.WebhookError: apply_error,
     parser.Unsupported: apply_unsupported,
 }

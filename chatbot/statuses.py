@@ -11,14 +11,15 @@ a delayed task.
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.db.models.functions import Coalesce
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 from django_tasks import task
 
 from . import campaigns, contacts
 from .models import Message, PendingStatus, fit
 from .whatsapp import graph
+from .whatsapp.fields import as_dict, as_str, as_time, error_details
 from .whatsapp.vocabulary import META_STATUSES, STATUS_RANK, Status
 
 # What every send carries as `biz_opaque_callback_data`, followed by the message's id: Meta echoes
@@ -30,7 +31,7 @@ def error_fields(errors):
     if not isinstance(errors, list | tuple) or not errors or not isinstance(errors[0], dict):
         return {}
     first = errors[0]
-    details = first.get("error_data", {}).get("details", "") if isinstance(first.get("error_data"), dict) else ""
+    details = error_details(first)  # in `error_data`, or beside the code in Meta's older shape
     code = first.get("code")
     return {
         "error_code": code if isinstance(code, int) else None,
@@ -50,7 +51,8 @@ def apply_status(item, batch):
         keep_pending_status(item, moment)
         batch.counts["pending_statuses"] += 1
         return
-    move_status(item.wamid, item.status, moment=moment, errors=item.errors, pricing=item.pricing)
+    move_status(item.wamid, item.status, moment=moment, errors=item.errors, pricing=item.pricing,
+                conversation=item.conversation)
     batch.counts["statuses"] += 1
 
 
@@ -87,7 +89,7 @@ def keep_pending_status(item, moment):
     schedule_pending_statuses(pending_status.pk)
 
 
-def move_status(wamid, status, *, moment, errors=(), pricing=None):
+def move_status(wamid, status, *, moment, errors=(), pricing=None, conversation=None):
     """Record `status` at `moment` for the message `wamid`, moving its status forward only."""
     messages = Message.objects.filter(wamid=wamid)
     # Each status keeps its first timestamp; a duplicate delivery changes nothing.
@@ -100,10 +102,36 @@ def move_status(wamid, status, *, moment, errors=(), pricing=None):
         if error.get("error_code") == graph.MARKETING_STOPPED:
             contacts.stopped_marketing(messages.values("contact_id"), moment)
         campaigns.failed(list(messages.filter(source=Message.Source.CAMPAIGN).values_list("pk", flat=True)))
-    if isinstance(pricing, dict) and pricing:
-        messages.filter(pricing_category="").update(
-            pricing_category=str(pricing.get("category", ""))[:32], pricing_type=str(pricing.get("type", ""))[:32]
-        )
+    billing = billing_fields(pricing, conversation)
+    if billing:
+        # The first value of each is kept, in one UPDATE that matches no row once they all are
+        # (statuses are the busiest webhooks; `sent` and `delivered` both carry these blocks).
+        unset = Q()
+        for name in billing:
+            unset |= Q(**{f"{name}__isnull": True}) if name in NULLABLE_BILLING else Q(**{name: ""})
+        messages.filter(unset).update(**{
+            name: Coalesce(F(name), Value(value)) if name in NULLABLE_BILLING
+            else Coalesce(NullIf(F(name), Value("")), Value(value))
+            for name, value in billing.items()
+        })
+
+
+NULLABLE_BILLING = frozenset({"billable", "conversation_expires_at"})
+
+
+def billing_fields(pricing, conversation):
+    """The Message fields a status's `pricing` and `conversation` blocks fill (cloud-api.md §5),
+    only those Meta sent."""
+    pricing, conversation = as_dict(pricing), as_dict(conversation)
+    billable = pricing.get("billable")
+    fields = fit(Message, {
+        "pricing_category": as_str(pricing.get("category")), "pricing_type": as_str(pricing.get("type")),
+        "pricing_model": as_str(pricing.get("pricing_model")), "conversation_id": as_str(conversation.get("id")),
+        "conversation_origin": as_str(as_dict(conversation.get("origin")).get("type")),
+        "conversation_expires_at": as_time(conversation.get("expiration_timestamp")),
+        "billable": billable if isinstance(billable, bool) else None,
+    })
+    return {name: value for name, value in fields.items() if value not in ("", None)}
 
 
 def apply_pending(wamid):
@@ -112,7 +140,7 @@ def apply_pending(wamid):
     for status in pending:
         payload = status.payload if isinstance(status.payload, dict) else {}
         move_status(wamid, status.status, moment=status.timestamp, errors=payload.get("errors") or (),
-                    pricing=payload.get("pricing"))
+                    pricing=payload.get("pricing"), conversation=payload.get("conversation"))
     PendingStatus.objects.filter(pk__in=[status.pk for status in pending]).delete()
     return len(pending)
 

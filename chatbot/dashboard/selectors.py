@@ -8,9 +8,20 @@ from datetime import datetime, time, timedelta
 from django.db.models import Case, Count, Exists, F, Max, OuterRef, Q, Subquery, Sum, When
 from django.db.models.functions import Coalesce, ExtractHour, TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .. import health, search
-from ..models import DEFAULT_LIMIT, WINDOW, Contact, DailyStats, Message, OperatorProfile, Session, Template
+from ..models import (
+    DEFAULT_LIMIT,
+    WINDOW,
+    AccountEvent,
+    Contact,
+    DailyStats,
+    Message,
+    OperatorProfile,
+    Session,
+    Template,
+)
 from ..whatsapp.vocabulary import FOLLOW_UP_TYPES, MessageType
 from .permissions import is_admin, operators, visible
 
@@ -411,3 +422,62 @@ def viewers(session, user, now=None):
 def past_conversations(session, user, limit=10):
     return list(visible(session.contact.sessions.exclude(pk=session.pk), user)
                 .select_related("department").order_by("-started_at")[:limit])
+
+
+# --- Account events (the webhook log) ------------------------------------------------------------
+
+
+ACCOUNT_EVENTS_SHOWN = 20
+
+
+def account_events(limit=ACCOUNT_EVENTS_SHOWN):
+    """Meta's latest news about the account, each with a line an administrator can read."""
+    events = list(AccountEvent.objects.select_related("phone_number").order_by("-created_at", "-pk")[:limit])
+    for event in events:
+        event.summary = account_summary(event.field, event.event, event.payload)
+    return events
+
+
+def _first(payload, key):
+    """The first object of payload[key] (Meta puts groups and ad events in lists), {} when none."""
+    items = payload.get(key)
+    return items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
+
+
+def _template(payload):
+    return f"{payload.get('message_template_name', '')} ({payload.get('message_template_language', '')})"
+
+
+SUMMARIES = {
+    "calls": lambda event, p: _("Call from %(number)s: %(event)s") % {
+        "number": p.get("from") or p.get("recipient_id") or "?", "event": event},
+    "automatic_events": lambda event, p: _("Click-to-WhatsApp ad event: %(event)s") % {
+        "event": _first(p, "automatic_events").get("event_name") or event},
+    "message_template_components_update": lambda event, p: _("Template %(template)s: its content changed") % {
+        "template": _template(p)},
+    "message_template_quality_update": lambda event, p: _("Template %(template)s quality: %(old)s → %(new)s") % {
+        "template": _template(p), "old": p.get("previous_quality_score", "?"), "new": p.get("new_quality_score", "?")},
+    "template_category_update": lambda event, p: _("Template %(template)s category: %(category)s") % {
+        "template": _template(p), "category": p.get("new_category", "?")},
+    "phone_number_name_update": lambda event, p: _("Display name “%(name)s”: %(decision)s") % {
+        "name": p.get("requested_verified_name", ""), "decision": p.get("decision") or event},
+    "phone_number_quality_update": lambda event, p: _("Number %(number)s quality: %(event)s") % {
+        "number": p.get("display_phone_number", ""), "event": event},
+    "account_review_update": lambda event, p: _("Account review: %(decision)s") % {
+        "decision": p.get("decision") or event},
+    "account_settings_update": lambda event, p: _("The number's settings changed (%(what)s)") % {
+        "what": event or "?"},
+    "account_update": lambda event, p: _("Account update: %(event)s") % {"event": event},
+    "errors": lambda event, p: _("Meta reported error %(code)s: %(title)s") % {
+        "code": event, "title": p.get("title") or p.get("message", "")},
+}
+
+
+def account_summary(field, event, payload):
+    payload = payload if isinstance(payload, dict) else {}
+    if field in SUMMARIES:
+        return SUMMARIES[field](event, payload)
+    if field.startswith("group_"):
+        group = _first(payload, "groups")
+        return _("Group %(group)s: %(event)s") % {"group": group.get("group_id", "?"), "event": event}
+    return _("%(field)s: %(event)s") % {"field": field, "event": event or "—"}

@@ -228,6 +228,7 @@ def webhook_list(request):
     page = Paginator(events.defer("body"), selectors.LIST_PAGE).get_page(request.GET.get("page"))
     return render(request, "dashboard/webhooks.html", {"page": page, "result": result,
                                                        "results": WebhookEvent.Result.choices,
+                                                       "account_events": selectors.account_events(),
                                                        "section": "webhooks"})
 
 

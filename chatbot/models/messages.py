@@ -83,6 +83,13 @@ class Message(models.Model):
     error_details = models.TextField(_("error details"), blank=True)
     pricing_category = models.CharField(_("pricing category"), max_length=32, blank=True)
     pricing_type = models.CharField(_("pricing type"), max_length=32, blank=True)
+    pricing_model = models.CharField(_("pricing model"), max_length=16, blank=True)
+    billable = models.BooleanField(_("billable"), null=True, blank=True)
+    # Meta's conversation block on statuses (cloud-api.md §5): left out from v24.0 but for free
+    # entry points, kept when it comes.
+    conversation_id = models.CharField(_("Meta conversation ID"), max_length=128, blank=True)
+    conversation_origin = models.CharField(_("conversation origin"), max_length=32, blank=True)
+    conversation_expires_at = models.DateTimeField(_("conversation expires at"), null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(_("send attempts"), default=0)
     pair_limit_hits = models.PositiveSmallIntegerField(_("pair rate limit hits"), default=0)
     send_after = models.DateTimeField(_("send after"), null=True, blank=True)

@@ -34,13 +34,15 @@ class MessageType(_WithUnknown):
     EDIT = "edit"
     REVOKE = "revoke"
     TEMPLATE = "template"
+    CALL = "call"  # ours: a customer's missed call (Calling API), shown in the conversation
     UNKNOWN = "unknown"
 
 
 # Messages about another message (shown on it, not in the thread on their own).
 FOLLOW_UP_TYPES = frozenset({MessageType.REACTION, MessageType.EDIT, MessageType.REVOKE})
-# What the customer did not write: it opens no 24-hour window (cloud-api.md §11).
-NOT_FROM_CUSTOMER = frozenset({MessageType.SYSTEM})
+# What the customer did not write: it opens no 24-hour window (cloud-api.md §11). A missed call is
+# kept on the safe side: Meta's sheet here does not say that a call opens the window.
+NOT_FROM_CUSTOMER = frozenset({MessageType.SYSTEM, MessageType.CALL})
 
 
 class Status(_WithUnknown):
