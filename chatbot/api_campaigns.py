@@ -4,7 +4,6 @@ and the mapping of the services' refusals (`CampaignRefused` 400, `CampaignConfl
 chatbot/api.py's, as for the rest of the API; the services are chatbot/campaigns.py and
 campaign_report.py."""
 
-import csv
 from datetime import datetime, time
 
 from django.conf import settings
@@ -89,16 +88,15 @@ def campaign_move(request, token, campaign_id, move):
 @api_view(Scope.CAMPAIGNS, "GET")
 def campaign_recipients(request, token, campaign_id):
     campaign = find_campaign(campaign_id)
-    response = StreamingHttpResponse(csv_lines(campaign), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(campaign_report.csv_lines(campaign), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-recipients.csv"'
     return 200, response
 
 
-# --- Campaigns: reading a request, writing the CSV -----------------------------------------------
+# --- Campaigns: reading a request ----------------------------------------------------------------
 
 
 LIST_LIMIT, LIST_LIMIT_MAX = 100, 1000
-CSV_BATCH = 500
 
 
 def find_campaign(campaign_id):
@@ -195,22 +193,3 @@ def department(name):
         raise ApiError(400, "invalid_request", _("No department named %(name)s.") % {"name": name},
                        field="department")
     return found
-
-
-class _Lines:
-    """csv.writer's file: writing a row returns its line."""
-
-    def write(self, line):
-        return line
-
-
-def csv_lines(campaign):
-    """The per-recipient CSV (comma-separated, CRLF), a batch of lines at a time."""
-    writer = csv.writer(_Lines())
-    batch = [writer.writerow(campaign_report.CSV_HEADER)]
-    for row in campaign_report.recipient_rows(campaign):
-        batch.append(writer.writerow(row))
-        if len(batch) >= CSV_BATCH:
-            yield "".join(batch)
-            batch = []
-    yield "".join(batch)

@@ -11,6 +11,7 @@ figures on a watched page are a few seconds old at most. The first look at a cam
 counted, or counted before it started or ended, counts at once.
 """
 
+import csv
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -200,6 +201,27 @@ def request_refresh(campaign, now, age):
 
 
 CSV_HEADER = ["wa_id", "name", "status", "error_code", "sent_at", "delivered_at", "read_at", "replied_at"]
+CSV_BATCH = 500
+
+
+class _Lines:
+    """csv.writer's file: writing a row returns its line."""
+
+    def write(self, line):
+        return line
+
+
+def csv_lines(campaign, *, delimiter=",", prefix=""):
+    """The per-recipient CSV (CRLF lines, `prefix` first, e.g. a BOM), a batch of lines at a time:
+    the API and the dashboard stream it."""
+    writer = csv.writer(_Lines(), delimiter=delimiter)
+    batch = [prefix + writer.writerow(CSV_HEADER)]
+    for row in recipient_rows(campaign):
+        batch.append(writer.writerow(row))
+        if len(batch) >= CSV_BATCH:
+            yield "".join(batch)
+            batch = []
+    yield "".join(batch)
 
 
 def recipient_rows(campaign):

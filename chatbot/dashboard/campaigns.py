@@ -8,7 +8,6 @@ static/js/campaigns.js) are written from the same `report` dict, so they cannot 
 status, its notices and the buttons it allows are read from the campaign's row at every poll.
 """
 
-import csv
 from collections import Counter
 from datetime import timedelta
 
@@ -137,11 +136,6 @@ def campaign_action(request, campaign_id, action):
     return redirect("chatbot:dashboard-campaign", campaign.pk)
 
 
-class Echo:
-    def write(self, value):
-        return value
-
-
 @require_GET
 @admin_required  # every customer's number and name: not for operators of a restricted department
 def campaign_csv(request, campaign_id):
@@ -149,14 +143,9 @@ def campaign_csv(request, campaign_id):
     with a BOM, ";" between fields in Portuguese (what a spreadsheet in Brazil opens into
     columns), "," in English. Streamed: a campaign may have 100,000 recipients."""
     campaign = get_object_or_404(Campaign, pk=campaign_id)
-    writer = csv.writer(Echo(), delimiter=";" if formats.get_format("DECIMAL_SEPARATOR") == "," else ",")
-
-    def lines():
-        yield "\ufeff" + writer.writerow(campaign_report.CSV_HEADER)
-        for row in campaign_report.recipient_rows(campaign):
-            yield writer.writerow(row)
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    delimiter = ";" if formats.get_format("DECIMAL_SEPARATOR") == "," else ","
+    response = StreamingHttpResponse(campaign_report.csv_lines(campaign, delimiter=delimiter, prefix="\ufeff"),
+                                     content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="campanha-{campaign.pk}-destinatarios.csv"'
     return response
 
