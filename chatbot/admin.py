@@ -21,6 +21,7 @@ from .models import (
     ContactAttribute,
     DailyStats,
     Department,
+    EventDelivery,
     Flow,
     FlowOption,
     FlowStep,
@@ -40,6 +41,7 @@ from .models import (
     Scope,
     Session,
     Template,
+    WebhookEndpoint,
     WebhookEvent,
     WorkerBeat,
 )
@@ -146,6 +148,27 @@ class RecipientAdmin(ReadOnly, SuperuserOnly, admin.ModelAdmin):
     list_filter = ["state", "skip_reason"]
     list_select_related = ["campaign", "contact"]
     raw_id_fields = ["campaign", "contact", "message"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ReadOnly, admin.ModelAdmin):
+    """Managed in the dashboard's settings (and the command), where the URL is checked and the
+    secret shown; here only seen, without the secret."""
+
+    list_display = ["url", "description", "active", "failing_since", "disabled_at"]
+    exclude = ["secret"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # removed from the settings page, which keeps the row (WebhookEndpoint.removed_at)
+
+
+@admin.register(EventDelivery)
+class EventDeliveryAdmin(ReadOnly, SuperuserOnly, admin.ModelAdmin):
+    list_display = ["event_id", "type", "endpoint", "status", "attempts", "response_status", "created_at"]
+    list_filter = ["status", "type"]
+    list_select_related = ["endpoint"]
+    raw_id_fields = ["endpoint", "contact"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(WebhookEvent)

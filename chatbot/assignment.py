@@ -31,6 +31,7 @@ from django.db import transaction
 from django.db.models import Count, F, Min
 from django.utils import timezone
 
+from . import events
 from .models import Department, OperatorProfile, Session
 
 Policy = Department.Assignment
@@ -112,6 +113,7 @@ def hand_out_queue(department, team, *, now, sequence):
         OperatorProfile.objects.filter(pk=profile.pk).update(last_assigned_at=given_at)
         profile.load, profile.last_assigned_at = profile.load + 1, given_at
         given[session_id] = profile.user_id
+    events.conversations(list(given), "conversation.assigned")
     return given
 
 

@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce, Lower, TruncHour, TruncMinute
 from django.utils import timezone
 from django_tasks import task
 
-from . import outbox
+from .failures import explanation as explain
 from .models import BotSettings, Campaign, Message, Recipient
 
 REFRESH_AFTER = timedelta(seconds=2)
@@ -87,7 +87,7 @@ def failures(campaign):
     """Failed messages by Meta's code, most frequent first, with the plain explanation."""
     found = {}
     for code, title, number in snapshot(campaign).get("failures", []):
-        explanation = outbox.explanation(Message(error_code=code, error_title=title))
+        explanation = explain(Message(error_code=code, error_title=title))
         found.setdefault(code, Failure(code, 0, explanation)).count += number
     return list(found.values())
 

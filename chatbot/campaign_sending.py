@@ -27,7 +27,7 @@ from django.db.models import Count, F, Min
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import campaigns, ratelimit, sending
+from . import campaigns, events, ratelimit, sending
 from .campaign_content import CampaignRefused, Content, check_content
 from .models import Campaign, Contact, Message, Recipient
 
@@ -166,9 +166,11 @@ def finish_if_done(campaign, now):
     pending = Recipient.objects.filter(campaign=campaign, state=Recipient.State.PENDING)
     unanswered = Message.objects.filter(recipient__campaign=campaign,
                                         status__in=[Message.Status.QUEUED, Message.Status.SENDING])
-    if not pending.exists() and not unanswered.exists():
-        Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.RUNNING).update(
-            status=Campaign.Status.FINISHED, finished_at=now)
+    if pending.exists() or unanswered.exists():
+        return
+    if Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.RUNNING).update(
+            status=Campaign.Status.FINISHED, finished_at=now):
+        events.campaign_finished(campaign.pk)
         logger.info("campaign %s finished", campaign.pk)
 
 

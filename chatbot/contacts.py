@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 
+from . import events
 from .models import Contact, Message, fit
 
 WA_ID_MAX = Contact._meta.get_field("wa_id").max_length
@@ -117,10 +118,27 @@ def for_recipient(to):
 
 
 def stopped_marketing(contact_ids, moment):
-    """Meta refused a marketing message because the customer stopped them (MARKETING_STOPPED):
-    they are opted out as if they had asked the bot, so that nothing tries again. `contact_ids`:
-    ids or a subquery of them. Returns how many changed."""
-    return Contact.objects.filter(pk__in=contact_ids, opted_out=False).update(opted_out=True, opted_out_at=moment)
+    """The customers stopped marketing messages (asked the bot, in WhatsApp itself, or Meta refused
+    one with MARKETING_STOPPED): opted out, so that nothing tries again. `contact_ids`: ids or a
+    subquery of them. Returns how many changed."""
+    return opt(contact_ids, opted_out=True, moment=moment)
+
+
+def resumed_marketing(contact_ids):
+    """The customers want marketing messages again."""
+    return opt(contact_ids, opted_out=False, moment=None)
+
+
+def opt(contact_ids, *, opted_out, moment):
+    changing = Contact.objects.filter(pk__in=contact_ids, opted_out=not opted_out)
+    if not events.wanted("contact.opted_out" if opted_out else "contact.opted_in"):
+        return changing.update(opted_out=opted_out, opted_out_at=moment)
+    with transaction.atomic():  # the change and its events
+        changed = list(changing.only("pk", "wa_id", "user_id", "name"))
+        Contact.objects.filter(pk__in=[contact.pk for contact in changed]).update(opted_out=opted_out,
+                                                                                opted_out_at=moment)
+        events.opted(changed, opted_out)
+    return len(changed)
 
 
 def find(wa_id):

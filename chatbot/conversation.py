@@ -19,12 +19,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tasks import task
 
-from . import assignment, bot, campaigns, csat, sending
+from . import assignment, bot, campaigns, contacts, csat, events, sending
 from .bot import BotState
 from .models import (
     BotSettings,
     BusinessHours,
-    Contact,
     Department,
     Flow,
     FlowStep,
@@ -57,8 +56,10 @@ def open_session(contact, phone_number, moment, *, new_contact=False, survey=Fal
     `moment` may answer (`csat.awaiting`), rather than a new one; the caller checks the answer.
     """
     if new_contact:
-        return Session.objects.create(contact=contact, phone_number=phone_number, started_at=moment,
-                                      last_message_at=moment)
+        session = Session.objects.create(contact=contact, phone_number=phone_number, started_at=moment,
+                                         last_message_at=moment)
+        events.conversation(session, "conversation.created")
+        return session
     sessions = Session.objects.select_for_update().filter(contact=contact, phone_number=phone_number)
     session = sessions.exclude(status=Session.Status.CLOSED).first()
     if session is None and survey:
@@ -69,6 +70,7 @@ def open_session(contact, phone_number, moment, *, new_contact=False, survey=Fal
                 session = Session.objects.create(
                     contact=contact, phone_number=phone_number, started_at=moment, last_message_at=moment
                 )
+                events.conversation(session, "conversation.created")
         except IntegrityError:
             # The one-open-session constraint: another worker opened it first; use that one.
             session = sessions.exclude(status=Session.Status.CLOSED).get()
@@ -206,7 +208,11 @@ def follow_up(message, *, new_contact=False, quiet_until=None):
         attach(session, pending)
         if campaign_reply(session, pending):
             continue
-        if session.status == Session.Status.BOT and not silent(pending):
+        if session.status == Session.Status.BOT and pending.type == MessageType.CALL:
+            # A missed call reaches a person, who calls back or writes: the bot has nothing to say
+            # to a call, and the customer is told nothing (a call opens no window to write in).
+            hand_off(session, department_id=session.department_id, now=timezone.now(), texts=None)
+        elif session.status == Session.Status.BOT and not silent(pending):
             quiet = new_contact or (quiet_until is not None and quiet_until < pending.timestamp - SPAM_WINDOW)
             config, texts = load_config()
             take_turn(session, pending, config=config, texts=texts, quiet=quiet)
@@ -285,9 +291,10 @@ def take_turn(session, message, *, config, texts, quiet=False):
                        session.muted_until)
     sending.queue_all(phone_number=session.phone_number, contact=session.contact, messages=decision.replies,
                        source=Message.Source.BOT, session=session)
-    if decision.opt_out is not None:
-        Contact.objects.filter(pk=contact.pk).update(opted_out=decision.opt_out,
-                                                     opted_out_at=now if decision.opt_out else None)
+    if decision.opt_out:
+        contacts.stopped_marketing([contact.pk], now)
+    elif decision.opt_out is not None:
+        contacts.resumed_marketing([contact.pk])
     if decision.handoff is not None:
         hand_off(session, department_id=decision.handoff, now=now, texts=texts)
     elif decision.close:
@@ -322,14 +329,18 @@ def send(session, reply, context=None):
 
 
 def hand_off(session, *, department_id, now, texts):
-    """Put the session in a department's queue and tell the customer their place in it."""
+    """Put the session in a department's queue and tell the customer their place in it (unless
+    `texts` is None)."""
     department = Department.objects.filter(pk=department_id, is_active=True).first() if department_id else None
     session.status = Session.Status.WAITING
     session.department = department
     session.waiting_since = now
     session.bot_state = replace(BotState.load(session.bot_state), timeout_notified=False).dump()
     session.save()
+    events.conversation(session, "conversation.waiting")
     assignment.after_commit(departments=[session.department_id])
+    if texts is None:
+        return
     ahead = Session.objects.filter(status=Session.Status.WAITING, waiting_since__lt=now).exclude(pk=session.pk)
     if department:
         ahead = ahead.filter(department=department)
@@ -349,6 +360,7 @@ def close(session, *, now=None, message=True):
         locked.status = Session.Status.CLOSED
         locked.closed_at = now
         locked.save()
+        events.conversation(locked, "conversation.closed")
         assignment.after_commit(operators=[locked.assigned_to_id])  # they have room again
         texts = load_config()[1]
         if message and texts.closing_text and locked.contact.window_open(now):

@@ -28,7 +28,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from . import bot, sending
+from . import bot, events, sending
 from .bot import BotState
 from .models import BotSettings, Message, Session, Template
 from .whatsapp import validation
@@ -189,6 +189,8 @@ def record(session, score, *, moment, state, texts, now):
     else:
         reply(session, texts.csat_thanks, now)
     session.save(update_fields=["csat_score", "csat_answered_at", "csat_comment_asked_at", "bot_state"])
+    # Sent again, now with the score, for systems that follow satisfaction.
+    events.conversation(session, "conversation.closed")
 
 
 def attach(session, message):

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 import hoztech
 
 from . import campaigns, checks, health, message_templates, outbox
-from .models import ApiToken, Contact, Message, PhoneNumber, Session, Template
+from .models import ApiToken, Contact, EventDelivery, Message, PhoneNumber, Session, Template, WebhookEndpoint
 from .whatsapp import graph
 
 # Shown as set/missing only: their values never reach a terminal, a log or a support ticket.
@@ -59,6 +59,18 @@ def counts():
         "failed_24h": Message.objects.filter(status=Message.Status.FAILED, failed_at__gte=day).count(),
         "templates": Template.objects.exclude(status=message_templates.GONE).count(),
         "api_tokens": ApiToken.objects.filter(revoked_at__isnull=True).count(),
+        **event_webhooks(day),
+    }
+
+
+def event_webhooks(day):
+    endpoints = WebhookEndpoint.objects.listed()
+    return {
+        "event_endpoints": endpoints.filter(active=True).count(),
+        "event_endpoints_disabled": endpoints.filter(active=False, disabled_reason=WebhookEndpoint.DISABLED_FAILING)
+        .count(),
+        "event_deliveries_failed_24h": EventDelivery.objects.filter(
+            status=EventDelivery.Status.FAILED, last_attempt_at__gte=day).count(),
     }
 
 

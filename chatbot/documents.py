@@ -3,7 +3,7 @@ message object, everything kept about a contact, and a campaign object. The read
 `export-contact`, the dashboard's export and the campaigns API give these, and nothing else builds
 them."""
 
-from . import campaign_report, outbox
+from . import campaign_report, failures
 from .models import Message, Recipient
 
 
@@ -16,7 +16,7 @@ def message_object(message):
     error = None
     if message.status == Message.Status.FAILED or message.error_code is not None:
         error = {"code": message.error_code, "title": message.error_title, "details": message.error_details,
-                 "explanation": outbox.explanation(message)}
+                 "explanation": failures.explanation(message)}
     return {
         "id": message.pk,
         "wamid": message.wamid,

@@ -12,7 +12,7 @@ automatic assignment (`max_conversations`): taking, or assigning to a colleague 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import assignment, bot, conversation
+from . import assignment, bot, conversation, events
 from .bot import BotState
 from .models import Session
 
@@ -43,6 +43,7 @@ def take(session, user, *, override=False):
         if other and not override:
             raise ColleagueHasIt(other)
         now = timezone.now()
+        changed = locked.status != Session.Status.OPEN or locked.assigned_to_id != user.pk
         if locked.assigned_to_id != user.pk:
             locked.assigned_at = now
         locked.status = Session.Status.OPEN
@@ -50,6 +51,8 @@ def take(session, user, *, override=False):
         locked.first_response_at = locked.first_response_at or now
         locked.unread = 0
         locked.save()
+        if changed:
+            events.conversation(locked, "conversation.assigned")
         assignment.after_commit(operators=[other.pk if other else None])
     return True
 
@@ -85,6 +88,7 @@ def transfer(session, *, department=None, user=None):
         locked.status = Session.Status.OPEN if user else Session.Status.WAITING
         locked.waiting_since = locked.waiting_since if user else timezone.now()
         locked.save()
+        events.conversation(locked, "conversation.assigned" if user else "conversation.waiting")
         # The operator it leaves has room again; the department's queue has one more.
         assignment.after_commit(departments=[] if user else [locked.department_id],
                                 operators=[previous] if previous != given_to else [])
@@ -124,6 +128,7 @@ def reopen(session, user):
             with transaction.atomic():
                 Session.objects.filter(pk=locked.pk).update(status=Session.Status.OPEN, assigned_to=user,
                                                             assigned_at=timezone.now(), closed_at=None)
+                events.conversation(locked, "conversation.assigned")
         except IntegrityError:  # one open conversation per contact and number
             return Session.objects.exclude(status=Session.Status.CLOSED).get(contact_id=locked.contact_id,
                                                                             phone_number_id=locked.phone_number_id)
@@ -139,5 +144,6 @@ def start(contact, phone_number, user):
             previous = session.assigned_to_id if session.status == Session.Status.OPEN else None
             session.status, session.assigned_to, session.assigned_at = Session.Status.OPEN, user, timezone.now()
             session.save(update_fields=["status", "assigned_to", "assigned_at"])
+            events.conversation(session, "conversation.assigned")
             assignment.after_commit(operators=[previous])
     return session

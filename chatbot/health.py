@@ -22,7 +22,7 @@ from django_tasks_db.models import DBTaskResult
 import hoztech
 
 from . import outbox
-from .models import Message, PhoneNumber, WebhookEvent, WorkerBeat
+from .models import EventDelivery, Message, PhoneNumber, WebhookEvent, WorkerBeat
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +59,21 @@ def check_database():
 
 
 def check_queue(now):
-    """Work waiting for a worker: ready tasks and webhook events not yet applied."""
+    """Work waiting for a worker: ready tasks, webhook events not yet applied, and events due to
+    other systems' endpoints (a retry not yet due is not waiting for a worker)."""
     tasks = DBTaskResult.objects.ready().aggregate(pending=Count("pk"), oldest=Min("enqueued_at"))
     events = WebhookEvent.objects.filter(result=WebhookEvent.Result.PENDING).aggregate(
         pending=Count("pk"), oldest=Min("received_at")
     )
-    oldest = min((moment for moment in (tasks["oldest"], events["oldest"]) if moment), default=None)
+    deliveries = EventDelivery.objects.filter(status=EventDelivery.Status.PENDING, next_attempt_at__lte=now,
+                                              endpoint__active=True).aggregate(
+        pending=Count("pk"), oldest=Min("next_attempt_at"))
+    queues = (tasks, events, deliveries)
+    oldest = min((queue["oldest"] for queue in queues if queue["oldest"]), default=None)
     oldest_s = round((now - oldest).total_seconds(), 1) if oldest else 0
     return {
         "ok": oldest_s < QUEUE_MAX_AGE.total_seconds(),
-        "pending": tasks["pending"] + events["pending"],
+        "pending": sum(queue["pending"] for queue in queues),
         "oldest_pending_s": oldest_s,
     }
 

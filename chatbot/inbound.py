@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tasks import task
 
-from . import campaigns, contacts, conversation, media, statuses
+from . import campaigns, contacts, conversation, events, media, statuses
 from .models import AccountEvent, Contact, Message, PhoneNumber, Template, WebhookEvent, fit
 from .whatsapp import graph, parser
 from .whatsapp.vocabulary import FOLLOW_UP_TYPES, NOT_FROM_CUSTOMER, MessageType
@@ -230,6 +230,7 @@ def apply_inbound(item, batch):
             update_reaction(item, moment)
         return
     batch.counts["messages"] += 1
+    events.message(message, "message.received")
     follow_up_target(item, moment)
     # (A contact created just now has no earlier edits to catch up on.)
     if item.wamid and item.type not in FOLLOW_UP_TYPES and not contact.created:
@@ -324,6 +325,7 @@ def apply_echo(item, batch):
         batch.counts["duplicates"] += 1
         return
     batch.counts["echoes"] += 1
+    events.message(message, "message.sent")
     # The business edited or deleted a message from the app: the original changes, as the customer's do.
     follow_up_target(item, moment)
     if item.wamid and item.type not in FOLLOW_UP_TYPES:
@@ -386,7 +388,7 @@ def apply_preference(item, batch):
     if item.value == "stop":
         contacts.stopped_marketing([contact.pk], moment)
     else:
-        Contact.objects.filter(pk=contact.pk, opted_out=True).update(opted_out=False, opted_out_at=None)
+        contacts.resumed_marketing([contact.pk])
     if item.value == "signup":
         Contact.objects.filter(pk=contact.pk, opted_in_at__isnull=True).update(
             opted_in_at=moment, opt_in_source=_("WhatsApp sign-up link"))

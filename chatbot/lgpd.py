@@ -5,7 +5,8 @@ everything personal dropped after `STORE_MESSAGE_UP_TO` days.
   stored media files.
 - `anonymize(contact, by=user)`: irreversible. Name, number, BSUID, username, every text, payload,
   context and media file of the contact's messages, the sessions' collected answers, survey
-  comments and notes, and the parts of raw webhook bodies about them are erased. The rows stay,
+  comments and notes, and the parts of raw webhook bodies about them are erased, and the events
+  for other systems that carry them deleted, delivered or not. The other rows stay,
   empty, so counts and reports (messages per day, sessions per department, satisfaction scores)
   keep adding up. A later message from the same number starts a new contact: nothing links it to
   the erased one.
@@ -32,6 +33,7 @@ from .models import (
     IDEMPOTENCY_TTL,
     AccountEvent,
     Contact,
+    EventDelivery,
     IdempotencyKey,
     Message,
     Note,
@@ -98,6 +100,8 @@ def anonymize(contact, *, by=None):
         if ids:
             IdempotencyKey.objects.filter(response__to__in=sorted(ids)).delete()
         events = redact_webhook_events(ids, wamids)
+        # Events for other systems that carry them, delivered or not: they must not leave now.
+        EventDelivery.objects.filter(contact=contact).delete()
         redact_account_events(ids | wamids)
         redact_tasks(ids | wamids)
         redact_admin_log(contact, session_ids)
@@ -277,6 +281,8 @@ def purge(days=None, *, batch=BATCH, progress=None):
             result=WebhookEvent.Result.PENDING), None),
         ("tasks", finished_tasks.filter(finished_at__lt=cutoff), None),
         ("pending_statuses", PendingStatus.objects.filter(received_at__lt=cutoff), None),
+        ("event_deliveries", EventDelivery.objects.filter(created_at__lt=cutoff).exclude(
+            status=EventDelivery.Status.PENDING, endpoint__removed_at__isnull=True), None),
         ("idempotency_keys", IdempotencyKey.objects.filter(created_at__lt=max(cutoff, now - IDEMPOTENCY_TTL)), None),
     ]
     counts = {"messages": 0, "media_files": 0}

@@ -35,9 +35,9 @@ from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
-from . import campaign_sending, campaigns, contacts, ratelimit, sending, statuses
+from . import campaign_sending, campaigns, contacts, events, ratelimit, sending, statuses
+from .failures import UNKNOWN_DELIVERY
 from .models import Contact, Message, PendingStatus, PhoneNumber
 from .statuses import CALLBACK_PREFIX
 from .whatsapp import graph
@@ -55,20 +55,6 @@ PAIR_BURST = 10
 # Pace a little under the cap: a send that starts a few ms late must not push a second over it.
 # 3 %, and at least one message a second (at a cap of 20, 3 % is under one message).
 CAP_MARGIN = 0.97
-UNKNOWN_DELIVERY = "delivery unknown"
-
-EXPLANATIONS = {
-    sending.CONTACT_BLOCKED: _("Not sent: the customer was blocked after this message was queued."),
-    sending.CONTACT_OPTED_OUT: _("Not sent: the customer opted out of marketing messages after this message was "
-                                 "queued."),
-    UNKNOWN_DELIVERY: _(
-        "Meta's answer was lost (timeout or a stopped worker) and no status arrived: the message may "
-        "or may not have been delivered. It was not sent again, to avoid a duplicate; check with the "
-        "customer and resend if needed."
-    ),
-}
-
-
 def meta_message(message):
     """The body Meta's /messages takes for a queued row."""
     contact = message.contact
@@ -79,13 +65,6 @@ def meta_message(message):
     if message.context:
         body["context"] = message.context
     return body
-
-
-def explanation(message):
-    """The plain explanation of a failed message's error, in the active language."""
-    if message.error_code is not None:
-        return graph.explain(message.error_code) or message.error_title
-    return str(EXPLANATIONS.get(message.error_title, message.error_details or message.error_title))
 
 
 def token_fingerprint():
@@ -246,6 +225,7 @@ def claim(now, limit, stopping):
         for reason in set(refused.values()):
             Message.objects.filter(pk__in=[pk for pk, why in refused.items() if why == reason]).update(
                 status=Message.Status.FAILED, failed_at=now, claimed_at=None, error_title=reason, error_code=None)
+        events.messages_moved(list(refused), Message.Status.FAILED)
         messages = [message for message in messages if message.pk not in refused]
         waiting = book_recipients(messages, now)
         ready = [message for message in messages if message.pk not in waiting]
@@ -349,11 +329,13 @@ def classify(error):
 def record(outcomes):
     now = timezone.now()
     sent = [outcome for outcome in outcomes if outcome.result == "sent"]
-    if sent:
-        record_sent(sent, now)
-    for outcome in outcomes:
-        if outcome.result != "sent":
-            RECORD[outcome.result](outcome, now)
+    # One transaction: the messages' new states and the events that tell other systems of them.
+    with transaction.atomic():
+        if sent:
+            record_sent(sent, now)
+        for outcome in outcomes:
+            if outcome.result != "sent":
+                RECORD[outcome.result](outcome, now)
 
 
 def error_fields(error):
@@ -365,6 +347,9 @@ def record_sent(outcomes, now):
     # One UPDATE for the batch. A message is still `sending` unless its status webhook came first
     # (with our callback data) and moved it on: then only what is missing is filled in.
     moved = mark_sent({outcome.message.pk: outcome.wamid for outcome in outcomes}, now)
+    if events.wanted("message.sent"):  # those this UPDATE moved, not those a status moved first
+        events.messages_moved(ids if moved == len(ids) else Message.objects.filter(
+            pk__in=ids, status=Message.Status.SENT, sent_at=now).values_list("pk", flat=True), Message.Status.SENT)
     if moved < len(ids):
         Message.objects.filter(pk__in=ids, sent_at__isnull=True).update(sent_at=now)
     # The claim read the numbers: only one whose token was refused needs the mark cleared.
@@ -465,9 +450,9 @@ def record_unknown(outcome, now):
 
 
 def fail(outcome, now):
-    Message.objects.filter(pk=outcome.message.pk, status=Message.Status.SENDING).update(
-        status=Message.Status.FAILED, failed_at=now, claimed_at=None, **error_fields(outcome.error)
-    )
+    if Message.objects.filter(pk=outcome.message.pk, status=Message.Status.SENDING).update(
+            status=Message.Status.FAILED, failed_at=now, claimed_at=None, **error_fields(outcome.error)):
+        events.messages_moved([outcome.message.pk], Message.Status.FAILED)
     if outcome.error.code == graph.MARKETING_STOPPED:
         contacts.stopped_marketing([outcome.message.contact_id], now)
     if outcome.message.source == Message.Source.CAMPAIGN:
@@ -489,9 +474,12 @@ RECORD = {
 def sweep(now=None):
     """Fail messages in flight for too long with no status from Meta; returns how many."""
     now = now or timezone.now()
-    return Message.objects.filter(
-        status=Message.Status.SENDING, claimed_at__lt=now - IN_FLIGHT_TIMEOUT
-    ).update(
-        status=Message.Status.FAILED, failed_at=now, claimed_at=None, error_code=None,
-        error_title=UNKNOWN_DELIVERY, error_details="",
-    )
+    with transaction.atomic():
+        lost = list(Message.objects.select_for_update(skip_locked=True).filter(
+            status=Message.Status.SENDING, claimed_at__lt=now - IN_FLIGHT_TIMEOUT).values_list("pk", flat=True))
+        Message.objects.filter(pk__in=lost).update(
+            status=Message.Status.FAILED, failed_at=now, claimed_at=None, error_code=None,
+            error_title=UNKNOWN_DELIVERY, error_details="",
+        )
+        events.messages_moved(lost, Message.Status.FAILED)
+    return len(lost)

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from . import contacts
+from .failures import CONTACT_BLOCKED, CONTACT_OPTED_OUT
 from .models import Message, PhoneNumber, Template
 from .whatsapp import validation
 from .whatsapp.vocabulary import MessageType
@@ -128,9 +129,6 @@ def check_rules(message, contact):
         raise SendRefused("invalid_request", error.message, field=error.field) from None
 
 
-# The rules again when the outbox claims a message (it may have waited days: scheduled, a
-# campaign's), with the reasons it records as the failure's title (outbox.EXPLANATIONS).
-CONTACT_BLOCKED, CONTACT_OPTED_OUT = "contact blocked", "contact opted out"
 
 
 def forbidden_now(messages):

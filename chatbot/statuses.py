@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 from django_tasks import task
 
-from . import campaigns, contacts
+from . import campaigns, contacts, events
 from .models import Message, PendingStatus, fit
 from .whatsapp import graph
 from .whatsapp.fields import as_dict, as_str, as_time, error_details
@@ -95,7 +95,7 @@ def move_status(wamid, status, *, moment, errors=(), pricing=None, conversation=
     # Each status keeps its first timestamp; a duplicate delivery changes nothing.
     messages.update(**{f"{status}_at": Coalesce(F(f"{status}_at"), moment)})
     lower = [name for name, rank in STATUS_RANK.items() if rank < Status(status).rank]
-    messages.filter(status__in=lower).update(status=status)
+    moved = messages.filter(status__in=lower).update(status=status)
     if status == Status.FAILED and errors:
         error = error_fields(errors)
         messages.update(**fit(Message, error))
@@ -114,6 +114,8 @@ def move_status(wamid, status, *, moment, errors=(), pricing=None, conversation=
             else Coalesce(NullIf(F(name), Value("")), Value(value))
             for name, value in billing.items()
         })
+    if moved:  # after the error and the billing are on the rows, which the events carry
+        events.messages_moved(messages.values_list("pk", flat=True), status)
 
 
 NULLABLE_BILLING = frozenset({"billable", "conversation_expires_at"})

@@ -2,12 +2,12 @@
 integrators' API (`api`; its campaigns in `api_campaigns`), and the operators' dashboard
 (`dashboard.inbox` for the conversations, `dashboard.campaigns` for the campaigns,
 `dashboard.reports` for the reports, `dashboard.business` for the business's settings,
-`dashboard.views` for the rest)."""
+`dashboard.integrations` for the event webhooks among them, `dashboard.views` for the rest)."""
 
 from django.urls import path
 
 from . import api, api_campaigns, views
-from .dashboard import business, inbox, reports
+from .dashboard import business, inbox, integrations, reports
 from .dashboard import campaigns as campaign_pages
 from .dashboard import views as dashboard
 
@@ -84,14 +84,27 @@ urlpatterns = [
          name="dashboard-webhook-reprocess"),
 ]
 
-# The business's settings, for administrators (dashboard/business.py). "bot" and "operators" come
-# before the generic <kind> paths, which answer 404 for any other name.
+# The business's settings, for administrators (dashboard/business.py). "bot", "operators" and
+# "event-webhooks" come before the generic <kind> paths, which answer 404 for any other name.
 urlpatterns += [
     path("dashboard/settings/", business.index, name="dashboard-settings"),
     path("dashboard/settings/bot/", business.bot_texts, name="dashboard-settings-bot"),
     path("dashboard/settings/operators/", business.operator_list, name="dashboard-settings-operators"),
     path("dashboard/settings/operators/new/", business.operator_new, name="dashboard-settings-operator-new"),
     path("dashboard/settings/operators/<int:user_id>/", business.operator_edit, name="dashboard-settings-operator"),
+    # The event webhooks (dashboard/integrations.py); "edit" and "delete" before the actions' <slug>.
+    path("dashboard/settings/event-webhooks/", integrations.endpoint_list, name="dashboard-settings-endpoints"),
+    path("dashboard/settings/event-webhooks/new/", integrations.endpoint_new, name="dashboard-settings-endpoint-new"),
+    path("dashboard/settings/event-webhooks/<int:endpoint_id>/", integrations.endpoint_page,
+         name="dashboard-settings-endpoint"),
+    path("dashboard/settings/event-webhooks/<int:endpoint_id>/edit/", integrations.endpoint_edit,
+         name="dashboard-settings-endpoint-edit"),
+    path("dashboard/settings/event-webhooks/<int:endpoint_id>/delete/", integrations.endpoint_delete,
+         name="dashboard-settings-endpoint-delete"),
+    path("dashboard/settings/event-webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/replay/",
+         integrations.delivery_replay, name="dashboard-settings-delivery-replay"),
+    path("dashboard/settings/event-webhooks/<int:endpoint_id>/<slug:action>/", integrations.endpoint_action,
+         name="dashboard-settings-endpoint-action"),
     path("dashboard/settings/<slug:kind>/", business.row_list, name="dashboard-settings-list"),
     path("dashboard/settings/<slug:kind>/new/", business.row_edit, name="dashboard-settings-new"),
     path("dashboard/settings/<slug:kind>/<int:pk>/", business.row_edit, name="dashboard-settings-edit"),

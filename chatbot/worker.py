@@ -1,5 +1,5 @@
 """The worker (`python manage.py db_worker`, as many as needed, on any number of machines): it works
-three queues, all of them tables in the database, claimed with SKIP LOCKED so that every worker
+four queues, all of them tables in the database, claimed with SKIP LOCKED so that every worker
 shares them and adding workers adds capacity.
 
 1. **Webhook events**: `WebhookEvent` rows still `pending`, applied by the inbox thread
@@ -8,7 +8,10 @@ shares them and adding workers adds capacity.
    paced to the number's cap and each recipient's, conversations first and campaigns in the room
    left (`campaign_sending.feed`); it wakes at once for a message queued in this process
    (`sending.QUEUED`).
-3. **Background tasks**: django-tasks' rows (`DBTaskResult`), run by django-tasks-db's own loop in
+3. **Event deliveries**: `EventDelivery` rows due, posted to other systems' endpoints by the
+   events thread (`event_delivery.Pipeline`), signed, retried for 24 h; it wakes at once for an
+   event recorded in this process (`events.RECORDED`).
+4. **Background tasks**: django-tasks' rows (`DBTaskResult`), run by django-tasks-db's own loop in
    the main thread: media downloads (`media.download_media`), read receipts (`inbound.mark_read`),
    statuses that came early (`statuses.apply_pending_statuses`) and a failed turn's retry
    (`conversation.handle_inbound_message`) and the reports' counting (`reporting.keep_up_task`).
@@ -32,7 +35,18 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
-from . import assignment, conversation, inbound, outbox, presence, reporting, sending
+from . import (
+    assignment,
+    conversation,
+    event_delivery,
+    event_http,
+    events,
+    inbound,
+    outbox,
+    presence,
+    reporting,
+    sending,
+)
 from .models import WorkerBeat
 
 logger = logging.getLogger("chatbot.worker")
@@ -46,6 +60,9 @@ BUSY_POLL_SECONDS = 0.02
 SWEEP_SECONDS = 30  # idle sessions, late handoffs, presence, waiting conversations, sends with no answer
 # Sends in flight per worker: Meta answers in 100-300 ms, so 80 messages/s needs about 25.
 SEND_THREADS = 32
+# Event posts in flight per worker: a receiver answering in 20 ms takes 16 for 800 events a second.
+DELIVERY_THREADS = 16
+GATHER_SECONDS = 0.05
 RESTART_SECONDS = 1
 
 
@@ -134,6 +151,29 @@ class Outbox(Loop):
         super().close()
 
 
+class Deliveries(Loop):
+    def __init__(self):
+        super().__init__("event-deliveries")
+        self.pool = ThreadPoolExecutor(DELIVERY_THREADS, thread_name_prefix="deliver")
+        self.pipeline = event_delivery.Pipeline(self.pool, DELIVERY_THREADS, self.stopping)
+
+    def step(self):
+        return self.pipeline.step()
+
+    def idle(self):
+        if self.pipeline.busy:
+            self.stopping.wait(BUSY_POLL_SECONDS)
+        elif events.RECORDED.wait(POLL_SECONDS):
+            events.RECORDED.clear()
+            # A moment for the events of the next few commits: one claim and one write for them all.
+            self.stopping.wait(GATHER_SECONDS)
+
+    def close(self):
+        self.pipeline.close()
+        self.pool.shutdown(wait=True)
+        super().close()
+
+
 def stop_outbox(thread, grace=25):
     """Before the process ends: messages claimed but not yet sent go back to the queue, and sends
     under way get their answer recorded."""
@@ -142,12 +182,16 @@ def stop_outbox(thread, grace=25):
 
 
 def start(worker_id):
-    """The inbox and outbox threads of this process, beside django-tasks-db's loop."""
+    """The inbox, outbox and events threads of this process, beside django-tasks-db's loop."""
     Inbox(worker_id).start()
     thread = Outbox()
     thread.start()
-    # The tasks loop exits on SIGTERM (a deploy); the outbox then hands back what it claimed.
+    deliveries = Deliveries()
+    deliveries.start()
+    # The tasks loop exits on SIGTERM (a deploy); the outbox then hands back what it claimed, and
+    # the events thread records the answers of the posts under way.
     atexit.register(stop_outbox, thread)
+    atexit.register(stop_outbox, deliveries, grace=event_http.TIMEOUT + 2)
 
 
 def run_tasks(loop, *, batch):
@@ -171,3 +215,4 @@ def drain_all():
     inbound.drain(limit=None)
     while outbox.drain():
         pass
+    event_delivery.drain()

@@ -248,6 +248,8 @@ MESSAGES_PER_MINUTE = env_int("MESSAGES_PER_MINUTE", 30, minimum=1)
 BULK_MESSAGE_DELAY = env_int("BULK_MESSAGE_DELAY", 0, minimum=0)
 # Blue ticks for the customer as soon as a message is stored (cloud-api.md §7, "Mark read").
 WHATSAPP_MARK_READ = env_bool("WHATSAPP_MARK_READ", True)
+# Event webhooks may go to private, loopback and link-local addresses (tests, an intranet's own systems).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
 # Send and read API calls per token; a short burst of a tenth of it is allowed.
 API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 600, minimum=1)
 STORE_MESSAGE_UP_TO = env_int("STORE_MESSAGE_UP_TO", 90, minimum=1)

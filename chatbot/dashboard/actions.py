@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import conversation, handling, media, message_templates, scheduling, sending
+from .. import conversation, events, handling, media, message_templates, scheduling, sending
 from ..models import Message, Note, PhoneNumber, Session
 from ..whatsapp.vocabulary import MediaKind
 
@@ -129,7 +129,8 @@ def queue(*, session, user, data, override=False):
             raise Refused(refused.message) from None
         now = timezone.now()
         # Answering a customer is taking the conversation: the bot must not talk over the operator.
-        if locked.status != Session.Status.OPEN or locked.assigned_to_id is None:
+        taking = locked.status != Session.Status.OPEN or locked.assigned_to_id is None
+        if taking:
             locked.status = Session.Status.OPEN
             if locked.assigned_to_id is None:
                 locked.assigned_to, locked.assigned_at = user, now
@@ -138,6 +139,8 @@ def queue(*, session, user, data, override=False):
         locked.unread = 0
         locked.save(update_fields=["status", "assigned_to", "assigned_at", "first_response_at", "last_message_at",
                                    "unread"])
+        if taking:
+            events.conversation(locked, "conversation.assigned")
         return sending.queue(phone_number=session.phone_number, contact=contact, message=message,
                              source=Message.Source.OPERATOR, session=locked, sent_by=user)
 

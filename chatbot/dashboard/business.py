@@ -28,6 +28,7 @@ from ..models import (
     Department,
     Holiday,
     Label,
+    WebhookEndpoint,
 )
 from ..templatetags.dashboard import label_class, presence_label, presence_mark, presence_of
 from . import business_forms
@@ -123,7 +124,8 @@ def form_page(request, form, **context):
 def index(request):
     sections = [(kind.title, kind.help, reverse("chatbot:dashboard-settings-list", args=[slug]),
                  kind.model.objects.count()) for slug, kind in KINDS.items()]
-    return page(request, INDEX, sections=sections, operators=business_forms.accounts(request.user).count())
+    return page(request, INDEX, sections=sections, operators=business_forms.accounts(request.user).count(),
+                endpoints=WebhookEndpoint.objects.listed().count())
 
 
 @require_http_methods(["GET", "POST"])

@@ -21,6 +21,7 @@ from ..models import (
     OperatorProfile,
     Session,
     Template,
+    WebhookEndpoint,
 )
 from ..whatsapp.vocabulary import FOLLOW_UP_TYPES, MessageType
 from .permissions import is_admin, operators, visible
@@ -67,6 +68,11 @@ def overview(user, now=None):
         "pricing": pricing(past, today["pricing"]),
         "team": team(now),
     }
+
+
+def disabled_endpoints():
+    """The event webhooks the workers disabled after 24 h of failures: a notice for administrators."""
+    return list(WebhookEndpoint.objects.listed().filter(active=False, disabled_reason=WebhookEndpoint.DISABLED_FAILING))
 
 
 PRESENCE_ORDER = {OperatorProfile.Presence.ONLINE: 0, OperatorProfile.Presence.AWAY: 1,

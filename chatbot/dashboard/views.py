@@ -22,10 +22,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import inbound, lgpd, media, message_templates, presence
+from .. import contacts, inbound, lgpd, media, message_templates, presence
 from ..models import Contact, ContactAttribute, Label, Message, OperatorProfile, Template, WebhookEvent
 from . import actions, forms, selectors
-from .permissions import admin_required, operator_required, visible
+from .permissions import admin_required, is_admin, operator_required, visible
 
 
 def number(query, key):
@@ -45,6 +45,7 @@ def overview(request):
     context = {"stats": selectors.overview(request.user), "section": "overview"}
     if request.GET.get("partial") == "1":
         return render(request, "dashboard/_overview_figures.html", context)
+    context["disabled_endpoints"] = selectors.disabled_endpoints() if is_admin(request.user) else []
     return render(request, "dashboard/overview.html", context)
 
 
@@ -160,11 +161,14 @@ def contact_update(request, contact_id):
     form = forms.ContactUpdateForm(request.POST)
     if not form.is_valid():
         return HttpResponse(_("Unknown field."), status=400, content_type="text/plain; charset=utf-8")
-    field = form.cleaned_data["field"]
-    setattr(contact, field, form.cleaned_data["value"])
-    if field == "opted_out":
-        contact.opted_out_at = timezone.now() if contact.opted_out else None
-    contact.save(update_fields=[field, "opted_out_at"])
+    field, value = form.cleaned_data["field"], form.cleaned_data["value"]
+    if field == "opted_out" and value:
+        contacts.stopped_marketing([contact.pk], timezone.now())
+    elif field == "opted_out":
+        contacts.resumed_marketing([contact.pk])
+    else:
+        contact.blocked = value
+        contact.save(update_fields=["blocked"])
     messages.success(request, _("Contact saved."))
     return redirect(safe_next(request, "chatbot:dashboard-contact", contact_id=contact.pk))
 

@@ -28,6 +28,7 @@ from .contacts import (
     PhoneNumberQuerySet,
     Session,
 )
+from .integrations import EventDelivery, WebhookEndpoint
 from .messages import Message, PendingStatus, Template, fit
 from .operations import (
     DEFAULT_SCOPES,
@@ -46,9 +47,10 @@ from .reporting import ReportDay
 from .team import DEFAULT_LIMIT, OnlineHour, OperatorProfile
 
 __all__ = [
-    "DEFAULT_LIMIT", "DEFAULT_SCOPES", "IDEMPOTENCY_TTL", "WINDOW", "AccountEvent", "Action", "ApiToken",
-    "BotSettings", "BusinessHours", "Campaign", "CannedReply", "Contact", "ContactAttribute", "DailyStats",
-    "Department", "Flow", "FlowOption", "FlowStep", "Holiday", "IdempotencyKey", "KeywordRule", "Label", "Message",
+    "AccountEvent", "Action", "ApiToken", "BotSettings", "BusinessHours", "Campaign", "CannedReply", "Contact",
+    "ContactAttribute", "DEFAULT_LIMIT", "DEFAULT_SCOPES", "DailyStats", "Department", "EventDelivery", "Flow",
+    "FlowOption", "FlowStep", "Holiday", "IDEMPOTENCY_TTL", "IdempotencyKey", "KeywordRule", "Label", "Message",
     "Note", "OnlineHour", "OperatorProfile", "PendingStatus", "PhoneNumber", "PhoneNumberQuerySet", "RateLimit",
-    "Recipient", "ReportDay", "Scope", "Session", "Template", "WebhookEvent", "WorkerBeat", "fit", "hash_token",
+    "Recipient", "ReportDay", "Scope", "Session", "Template", "WINDOW", "WebhookEndpoint", "WebhookEvent",
+    "WorkerBeat", "fit", "hash_token",
 ]

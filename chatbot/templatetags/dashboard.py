@@ -9,7 +9,7 @@ from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
-from chatbot import media, outbox
+from chatbot import failures, media
 from chatbot.dashboard import selectors
 from chatbot.dashboard.permissions import may_cancel_scheduled
 from chatbot.models import Label, Message, OperatorProfile
@@ -72,7 +72,7 @@ def list_time(moment, now):
 
 @register.filter
 def explanation(message):
-    return outbox.explanation(message)
+    return failures.explanation(message)
 
 
 @register.filter

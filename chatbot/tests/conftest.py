@@ -14,9 +14,10 @@ def _test_settings(settings, tmp_path):
     }
     settings.MEDIA_ROOT = tmp_path / "media"
     # Each test configures its own bot: nothing cached from the one before.
-    from chatbot import campaign_sending, conversation
+    from chatbot import campaign_sending, conversation, events
 
     conversation._config_cache["at"] = float("-inf")
+    events.forget_endpoints()  # the endpoints of the test before were rolled back, not deleted
     campaign_sending.wake()  # nor the campaigns' idle look of the test before
     # Nor anything the last test cached (health reports, the dashboard's counts).
     from django.core.cache import cache
@@ -92,6 +93,16 @@ def run_tasks(db):
             pass
 
     return run
+
+
+@pytest.fixture
+def receiver(settings):
+    """A system receiving our event webhooks on 127.0.0.1 (receiver.py), which it may."""
+    from chatbot.tests.receiver import Receiver
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    with Receiver() as running:
+        yield running
 
 
 @pytest.fixture

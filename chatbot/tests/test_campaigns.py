@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from chatbot import campaign_sending, campaigns, conversation, inbound, outbox, sending
+from chatbot import campaign_sending, campaigns, conversation, failures, inbound, outbox, sending
 from chatbot.campaign_content import CampaignRefused
 from chatbot.models import Campaign, Contact, Department, Message, PhoneNumber, Recipient, Session, Template
 from chatbot.tests.helpers import customers, post_signed
@@ -486,7 +486,7 @@ def test_a_scheduled_marketing_template_is_not_sent_to_a_customer_who_opted_out_
     message.refresh_from_db()
     assert fake_graph.sent() == []
     assert (message.status, message.error_title) == ("failed", sending.CONTACT_OPTED_OUT)
-    assert outbox.explanation(message).startswith("Não enviada: o cliente pediu para não receber mensagens")
+    assert failures.explanation(message).startswith("Não enviada: o cliente pediu para não receber mensagens")
 
 
 def test_nothing_is_sent_to_a_customer_blocked_after_it_was_queued(fake_graph):

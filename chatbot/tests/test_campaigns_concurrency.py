@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from chatbot import campaigns, outbox
+from chatbot import campaigns, failures, outbox
 from chatbot.models import Campaign, Contact, Label, Message, Recipient, Template
 from chatbot.tests.test_outbox_concurrency import CAP, start_worker
 
@@ -77,4 +77,4 @@ def test_two_workers_and_a_killed_one_send_each_recipient_at_most_once(fake_grap
     # What Meta accepted is recorded, except what was in flight in the killed worker.
     assert sent + in_flight == RECIPIENTS
     assert sent <= len(sends) <= sent + in_flight
-    assert Message.objects.filter(status="failed", error_title=outbox.UNKNOWN_DELIVERY).count() == in_flight
+    assert Message.objects.filter(status="failed", error_title=failures.UNKNOWN_DELIVERY).count() == in_flight

@@ -486,7 +486,7 @@ def queries(client, url, **params):
     ("operator", lambda session: detail_url(session)),
     ("operator", lambda session: detail_url(session, "dashboard-conversation-updates")),
     ("operator", lambda session: reverse("chatbot:dashboard-conversations") + "?q=mensagem"),
-    ("operator", lambda session: reverse("chatbot:dashboard-conversations") + "?label=1"),
+    ("operator", lambda session: reverse("chatbot:dashboard-conversations") + f"?label={session.labels.first().pk}"),
     ("operator", lambda session: reverse("chatbot:dashboard-pulse")),
     ("operator", lambda session: reverse("chatbot:dashboard-contacts")),
     ("operator", lambda session: reverse("chatbot:dashboard-contact", args=[session.contact_id])),
@@ -498,7 +498,9 @@ def test_pages_make_the_same_number_of_queries_for_more_data(client, operator, o
     session = make_session(messages=3)
     Message.objects.filter(session=session).update(reply_to="wamid.5511987654321.0")
     WebhookEvent.objects.create(body="{}")
-    session.labels.add(Label.objects.create(pk=1, name="VIP"))
+    # (No explicit pk: PostgreSQL's sequence would not move past it, and the next label would clash.)
+    vip = Label.objects.create(name="VIP")
+    session.labels.add(vip)
     ContactAttribute.objects.create(key="cpf", name="CPF")
     make_session("5511900000099", "Na fila", status=Session.Status.WAITING)  # every page has something to show
     RateLimit.objects.all().delete()
@@ -510,7 +512,7 @@ def test_pages_make_the_same_number_of_queries_for_more_data(client, operator, o
                                direction=Message.Direction.OUT, source=Message.Source.BOT, type="text",
                                status="sent", reply_to=f"wamid.55119000000{index:02d}.0")
         WebhookEvent.objects.create(body="{}")
-        other.labels.add(1)
+        other.labels.add(vip)
         session.labels.add(Label.objects.create(name=f"L{index}"))
         session.contact.labels.add(Label.objects.get(name=f"L{index}"))
         Note.objects.create(session=session, text=f"nota {index}")

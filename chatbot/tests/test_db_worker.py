@@ -88,6 +88,7 @@ def test_the_task_loop_outlives_a_database_restart(monkeypatch):
     monkeypatch.setattr(worker, "RESTART_SECONDS", 0)
     monkeypatch.setattr(worker, "Inbox", mock.Mock())
     monkeypatch.setattr(worker, "Outbox", mock.Mock())
+    monkeypatch.setattr(worker, "Deliveries", mock.Mock())
     monkeypatch.setattr(worker.atexit, "register", mock.Mock())
     runs = mock.Mock(side_effect=[OperationalError("terminating connection due to administrator command"), None])
     monkeypatch.setattr(Worker, "run", runs)

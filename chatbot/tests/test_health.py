@@ -7,7 +7,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from chatbot import health, outbox
-from chatbot.models import Contact, Message, PhoneNumber, WebhookEvent, WorkerBeat
+from chatbot.models import Contact, EventDelivery, Message, PhoneNumber, WebhookEndpoint, WebhookEvent, WorkerBeat
 
 pytestmark = pytest.mark.django_db
 
@@ -76,6 +76,19 @@ def test_webhook_events_waiting_count_as_queued_work(client):
     assert queue["pending"] == 1
     assert queue["ok"] is False
     assert queue["oldest_pending_s"] >= 120
+
+
+def test_events_due_to_other_systems_count_as_queued_work_but_not_retries_or_disabled_endpoints(client):
+    now = timezone.now()
+    up = WebhookEndpoint.objects.create(url="https://crm.example/hooks", secret="s")
+    down = WebhookEndpoint.objects.create(url="https://old.example/hooks", secret="s", active=False)
+    waiting = [(up, now - timedelta(minutes=2)), (up, now + timedelta(minutes=10)), (down, now - timedelta(hours=1))]
+    for index, (endpoint, due) in enumerate(waiting):
+        EventDelivery.objects.create(endpoint=endpoint, event_id=f"evt_{index}", type="message.read", body="{}",
+                                     next_attempt_at=due)
+    queue = client.get(URL).json()["checks"]["queue"]
+    assert (queue["pending"], queue["ok"]) == (1, False)
+    assert 120 <= queue["oldest_pending_s"] < 3600
 
 
 def test_no_worker_running_degrades(client, worker):

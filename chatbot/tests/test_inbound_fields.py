@@ -56,6 +56,13 @@ def test_a_missed_call_reaches_the_conversation_and_the_bot_stays_silent(deliver
     assert Message.objects.filter(type="call").count() == 1  # the repeat was a duplicate
 
 
+def test_a_missed_call_waits_for_a_person_in_the_queue_it_was_in(deliver):
+    deliver(calls(call("terminate", direction="USER_INITIATED", status="FAILED")))
+    session = Message.objects.get(type="call").session
+    assert session.status == "waiting" and session.waiting_since is not None
+    assert bot_replies() == 0 and not Message.objects.filter(direction="out").exists()  # nothing said
+
+
 def test_a_missed_call_is_shown_in_the_thread(deliver, as_operator):
     deliver(calls(call("terminate", direction="USER_INITIATED", status="FAILED")))
     session = Message.objects.get(type="call").session

@@ -302,7 +302,7 @@ def test_purge_drops_what_is_past_the_retention_and_keeps_the_rest(settings, dja
         counts = lgpd.purge(batch=2)
 
     assert counts == {"messages": 4, "media_files": 3, "webhook_events": 1, "tasks": 2, "pending_statuses": 1,
-                      "idempotency_keys": 1, "sessions": 1}
+                      "idempotency_keys": 1, "event_deliveries": 0, "sessions": 1}
     assert set(Message.objects.values_list("pk", flat=True)) == {old_queued.pk, recent.pk}
     assert not any(default_storage.exists(name) for name in old_files)
     assert default_storage.exists(recent.media_file.name)

@@ -14,7 +14,7 @@ from django.utils import timezone, translation
 
 from chatbot import health, outbox
 from chatbot.management.commands.whatsapp_chatbot import Command
-from chatbot.models import ApiToken, Contact, Message, PhoneNumber, Template, WebhookEvent, WorkerBeat
+from chatbot.models import ApiToken, Contact, Message, PhoneNumber, Template, WebhookEndpoint, WebhookEvent, WorkerBeat
 from chatbot.tests.helpers import failing_apply, payload_bytes, post_signed
 
 pytestmark = pytest.mark.django_db
@@ -203,6 +203,15 @@ def test_status_shows_secrets_only_as_set_or_missing(settings):
     assert settings.WHATSAPP_APP_SECRET not in output and settings.SECRET_KEY not in output
     assert "Counts: 1 contact, 0 open conversations" in output
     assert "Database: ok" in output
+    assert "Event webhooks" not in output  # none configured: nothing to say
+
+
+def test_status_tells_of_event_webhooks_and_those_disabled():
+    WebhookEndpoint.objects.create(url="https://crm.example/hooks", secret="s")
+    WebhookEndpoint.objects.create(url="https://old.example/hooks", secret="s", active=False,
+                                   disabled_reason=WebhookEndpoint.DISABLED_FAILING)
+    assert "Event webhooks: 1 endpoint active; 1 disabled after 24 h of failures; 0 events given up in 24 h" in (
+        run_en("status"))
 
 
 def test_status_json_is_one_document():

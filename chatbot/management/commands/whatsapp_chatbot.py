@@ -1,7 +1,8 @@
 """`python manage.py whatsapp_chatbot SUBCOMMAND`: the owner's tools (design.md, "Management command").
 
-Each subcommand is a small method (`campaign`'s are in chatbot/management/campaigns.py); errors are
-one sentence on stderr and a non-zero exit.
+Each subcommand is a small method (`campaign`'s are in chatbot/management/campaigns.py,
+`webhook-endpoint`'s in chatbot/management/webhook_endpoints.py); errors are one sentence on stderr
+and a non-zero exit.
 """
 
 import argparse
@@ -23,7 +24,7 @@ from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext as _
 
 from chatbot import contacts, diagnostics, imports, inbound, lgpd, message_templates, sending
-from chatbot.management import campaigns
+from chatbot.management import campaigns, webhook_endpoints
 from chatbot.models import ApiToken, Message, PhoneNumber, Scope, Session, Template, WebhookEvent
 from chatbot.whatsapp import validation, webhook
 
@@ -80,7 +81,7 @@ ARGPARSE_MESSAGES = [
 ]
 
 
-class Command(campaigns.CampaignCommand, BaseCommand):
+class Command(campaigns.CampaignCommand, webhook_endpoints.WebhookEndpointCommand, BaseCommand):
     help = _("Operate the WhatsApp chatbot: see the subcommands below.")
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -173,6 +174,7 @@ class Command(campaigns.CampaignCommand, BaseCommand):
         contacts_import.add_argument("--label", default="", help=_("A label put on every contact of the file."))
 
         campaigns.add_parser(commands)
+        webhook_endpoints.add_parser(commands)
 
     def handle(self, *args, subcommand, **options):
         handler = getattr(self, "handle_" + subcommand.replace("-", "_"))
@@ -318,6 +320,15 @@ class Command(campaigns.CampaignCommand, BaseCommand):
             ngettext("%(n)d API token", "%(n)d API tokens", counts["api_tokens"]) % {"n": counts["api_tokens"]},
         ]
         write(_("Counts: %(counts)s") % {"counts": ", ".join(parts)})
+        if counts["event_endpoints"] or counts["event_endpoints_disabled"]:
+            write(_("Event webhooks: %(active)s; %(disabled)s; %(failed)s") % {
+                "active": ngettext("%(n)d endpoint active", "%(n)d endpoints active", counts["event_endpoints"]) % {
+                    "n": counts["event_endpoints"]},
+                "disabled": ngettext("%(n)d disabled after 24 h of failures", "%(n)d disabled after 24 h of failures",
+                                     counts["event_endpoints_disabled"]) % {"n": counts["event_endpoints_disabled"]},
+                "failed": ngettext("%(n)d event given up in 24 h", "%(n)d events given up in 24 h",
+                                   counts["event_deliveries_failed_24h"]) % {
+                    "n": counts["event_deliveries_failed_24h"]}})
         queue, worker, hook = document["queue"], document["worker"], document["webhook"]
         write(_("Queue: %(pending)d pending, oldest %(oldest_pending_s)s s") % queue
               + ("" if queue["ok"] else "  " + _("(workers are not keeping up: is db_worker running?)")))
@@ -362,7 +373,8 @@ class Command(campaigns.CampaignCommand, BaseCommand):
 
     def handle_purge(self, *, days, batch, **options):
         labels = {"messages": _("Messages"), "webhook_events": _("Webhook events"), "tasks": _("Finished tasks"),
-                  "pending_statuses": _("Pending statuses"), "idempotency_keys": _("Idempotency keys")}
+                  "pending_statuses": _("Pending statuses"), "idempotency_keys": _("Idempotency keys"),
+                  "event_deliveries": _("Event deliveries")}
         counts = lgpd.purge(days, batch=batch,
                             progress=lambda items, total, label: progress(items, total, labels.get(label, label)))
         days = settings.STORE_MESSAGE_UP_TO if days is None else days
@@ -376,6 +388,8 @@ class Command(campaigns.CampaignCommand, BaseCommand):
                 "n": counts["pending_statuses"]},
             ngettext("%(n)d idempotency key", "%(n)d idempotency keys", counts["idempotency_keys"]) % {
                 "n": counts["idempotency_keys"]},
+            ngettext("%(n)d event delivery", "%(n)d event deliveries", counts["event_deliveries"]) % {
+                "n": counts["event_deliveries"]},
         ]
         self.stdout.write(ngettext("Purged what is older than %(days)d day: %(what)s; %(sessions)s.",
                                    "Purged what is older than %(days)d days: %(what)s; %(sessions)s.", days) % {
