@@ -172,8 +172,13 @@ class Pipeline:
         if booked_ahead and not queued():
             return answered > 0
         jobs = take(batch_size(), self.stopping)
-        for job in jobs:
-            self.in_flight.add(self.pool.submit(send_at, job, self.stopping))
+        for index, job in enumerate(jobs):
+            try:
+                self.in_flight.add(self.pool.submit(send_at, job, self.stopping))
+            except RuntimeError:  # the interpreter is ending: never sent, so back to the queue now
+                self.stopping.set()
+                record([Outcome(message, "released") for message, _start in jobs[index:]])
+                break
         if jobs:
             self.booked_until = max(start for _message, start in jobs)
         return answered > 0 or bool(jobs)

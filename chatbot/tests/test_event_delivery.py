@@ -685,3 +685,17 @@ def test_an_endpoint_removed_by_another_process_does_not_fail_the_change(receive
     assert Contact.objects.filter(wa_id="5511987654321").exists()  # the change itself was kept
     event_delivery.drain()
     assert receiver.requests == []  # and nothing goes to a removed endpoint
+
+
+def test_deliveries_claimed_as_the_process_ends_go_back_at_once(receiver):
+    webhook_endpoints.add(receiver.url)
+    record()
+    pool = ThreadPoolExecutor(1)
+    pool.shutdown()  # as at the interpreter's end: the pool takes no more work
+    stopping = threading.Event()
+
+    event_delivery.Pipeline(pool, 4, stopping).step()
+
+    [row] = rows()
+    assert (row.status, row.attempts) == ("pending", 0) and row.next_attempt_at <= timezone.now()
+    assert stopping.is_set() and receiver.requests == []

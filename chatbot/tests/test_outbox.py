@@ -327,3 +327,18 @@ def test_the_pace_leaves_at_least_one_message_a_second_under_the_cap():
     assert outbox.paced_rate(80) == pytest.approx(77.6)
     assert outbox.paced_rate(20) == 19
     assert outbox.paced_rate(1) == pytest.approx(0.97)
+
+
+def test_messages_claimed_as_the_process_ends_go_back_to_the_queue_unsent(fake_graph):
+    from concurrent.futures import ThreadPoolExecutor
+
+    message = queue(to=contact())
+    pool = ThreadPoolExecutor(1)
+    pool.shutdown()  # as at the interpreter's end: the pool takes no more work
+    stopping = threading.Event()
+
+    outbox.Pipeline(pool, stopping).step()
+
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == ("queued", 0) and stopping.is_set()
+    assert fake_graph.sent() == []
