@@ -13,6 +13,8 @@ def _test_settings(settings, tmp_path):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.MEDIA_ROOT = tmp_path / "media"
+    # Hashing a password the production way takes a third of a second, and most tests log someone in.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Each test configures its own bot: nothing cached from the one before.
     from chatbot import campaign_sending, conversation, events
 
