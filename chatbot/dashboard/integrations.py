@@ -14,7 +14,6 @@ behind a disclosure on the same page, which no cache may keep (`never_cache`).
 import json
 
 from django.contrib import messages
-from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -74,21 +73,6 @@ def types_text(endpoint):
     return ", ".join(endpoint.events) if endpoint.events else _("all")
 
 
-def backlog(deliveries):
-    """{"pending": n, "failed": n} of `deliveries`, by endpoint id: one grouped query (never the
-    delivered rows, which are most of the table)."""
-    found = {}
-    for endpoint_id, status, count in (deliveries.filter(status__in=["pending", "failed"])
-                                       .values_list("endpoint_id", "status").annotate(n=Count("pk")).order_by()):
-        found.setdefault(endpoint_id, {"pending": 0, "failed": 0})[status] = count
-    return found
-
-
-def last_tried(endpoint):
-    """The newest delivery tried at least once (newest by creation: the log's index)."""
-    return endpoint.deliveries.filter(last_attempt_at__isnull=False).order_by("-created_at").first()
-
-
 def endpoint_or_404(endpoint_id):
     return get_object_or_404(WebhookEndpoint.objects.listed(), pk=endpoint_id)
 
@@ -117,16 +101,16 @@ def pretty(body):
 @admin_required
 def endpoint_list(request):
     endpoints = list(WebhookEndpoint.objects.listed())
-    counts = backlog(EventDelivery.objects.all())
+    counts = webhook_endpoints.backlog(endpoints)
     rows = []
     for endpoint in endpoints:
-        last = last_tried(endpoint)
+        last = webhook_endpoints.last_attempt(endpoint)
         # The last attempt's outcome: a delivery still pending after an attempt failed that attempt.
         delivered = last is not None and last.status == EventDelivery.Status.DELIVERED
         outcome = EventDelivery.Status.DELIVERED if delivered else EventDelivery.Status.FAILED
         rows.append({"endpoint": endpoint, "state": state(endpoint), "types": types_text(endpoint), "last": last,
                      "last_result": STATUS[outcome], "last_look": LOOK[outcome],
-                     "counts": counts.get(endpoint.pk, {"pending": 0, "failed": 0})})
+                     "counts": counts[endpoint.pk]})
     return page(request, LIST, rows=rows)
 
 
@@ -177,7 +161,7 @@ def endpoint_page(request, endpoint_id):
              # "HTTP 500" says no more than the status code beside it; a timeout or a redirect does.
              "error": "" if delivery.error == f"HTTP {delivery.response_status}" else delivery.error}
             for delivery in log]
-    counts = backlog(endpoint.deliveries).get(endpoint.pk, {"pending": 0, "failed": 0})
+    counts = webhook_endpoints.backlog([endpoint])[endpoint.pk]
     filters = [("", _("All"), None), *[(value, label, counts.get(value)) for value, label in FILTERS.items()]]
     fresh = request.session.pop(SHOW_SECRET, None) == endpoint.pk
     return page(request, ENDPOINT, endpoint=endpoint, state=state(endpoint), types=types_text(endpoint),

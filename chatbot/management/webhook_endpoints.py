@@ -2,10 +2,8 @@
 endpoints other systems receive our events at, from a terminal. The checks and the secret are
 chatbot/webhook_endpoints.py's, as the settings page uses them; `test` posts as the workers do."""
 
-from collections import Counter
 
 from django.core.management.base import CommandError
-from django.db.models import Count
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
 
@@ -65,11 +63,11 @@ class WebhookEndpointCommand:
         if not found:
             self.stdout.write(_("No event webhooks yet: add one with whatsapp_chatbot webhook-endpoint add URL."))
             return
-        counts = backlog(found)
+        counts = webhook_endpoints.backlog(found)
         # Capitals, as terminal tables have them; the URL and the types last, as they may be long.
         header = [_("ID"), _("STATE"), _("PENDING"), _("FAILED"), _("LAST DELIVERY"), _("URL"), _("EVENTS")]
-        rows = [[str(endpoint.pk), state(endpoint), number(counts[endpoint.pk, EventDelivery.Status.PENDING]),
-                 number(counts[endpoint.pk, EventDelivery.Status.FAILED]), outcome(last_attempt(endpoint)),
+        rows = [[str(endpoint.pk), state(endpoint), number(counts[endpoint.pk]["pending"]),
+                 number(counts[endpoint.pk]["failed"]), outcome(webhook_endpoints.last_attempt(endpoint)),
                  endpoint.url, described_types(endpoint)] for endpoint in found]
         widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
         numeric = {0, 2, 3}
@@ -134,24 +132,6 @@ def state(endpoint):
             return _("disabled (24 h of failures)")
         return _("disabled")
     return _("failing") if endpoint.failing_since else _("active")
-
-
-def backlog(endpoints):
-    """{(endpoint id, status): count} of their pending and failed deliveries, in one grouped query
-    that never reads the delivered rows (most of the table)."""
-    counts = Counter()
-    for endpoint_id, status, count in (
-            EventDelivery.objects.filter(endpoint__in=endpoints, status__in=[EventDelivery.Status.PENDING,
-                                                                             EventDelivery.Status.FAILED])
-            .values_list("endpoint_id", "status").annotate(n=Count("pk")).order_by()):
-        counts[endpoint_id, status] = count
-    return counts
-
-
-def last_attempt(endpoint):
-    """Its newest delivery tried at least once (newest by creation: the delivery log's index)."""
-    return endpoint.deliveries.filter(last_attempt_at__isnull=False).only("last_attempt_at", "response_status") \
-        .order_by("-created_at").first()
 
 
 def outcome(row):
